@@ -1,3 +1,61 @@
-"""clrisk: where children are most at risk of child labour, and why."""
+"""clrisk: where children are most at risk of child labour, and why.
+
+The public API::
+
+    c = clrisk.make_country(random_state=0)                     # synthetic data + truth
+    model = clrisk.RiskModel(c.spec).fit(c.survey, **c.fit_kwargs)
+    risk = clrisk.predict(model, c.census, **c.predict_kwargs)   # TerritoryRisk
+    plan = clrisk.prioritise(risk, budget=30)
+"""
+
+from clrisk.datasets import Country, Truth, make_country
+from clrisk.diagnostics import Diagnostics
+from clrisk.exceptions import (
+    ClriskError,
+    ClriskWarning,
+    DataValidationError,
+    InvalidParameterError,
+    ModelFormatError,
+    SchemaError,
+)
+from clrisk.factors import FactorWeights
+from clrisk.levels import Levels, classify
+from clrisk.model import RiskModel
+from clrisk.outcome import AgeBand, OutcomeRule
+from clrisk.prioritise import Priorities, prioritise
+from clrisk.projection import predict
+from clrisk.quality import DataQuality
+from clrisk.scoring import TerritoryStats
+from clrisk.spec import Feature, FeatureSpec, Source
+from clrisk.territory import TerritoryRisk
 
 __version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AgeBand",
+    "ClriskError",
+    "ClriskWarning",
+    "Country",
+    "DataQuality",
+    "DataValidationError",
+    "Diagnostics",
+    "FactorWeights",
+    "Feature",
+    "FeatureSpec",
+    "InvalidParameterError",
+    "Levels",
+    "ModelFormatError",
+    "OutcomeRule",
+    "Priorities",
+    "RiskModel",
+    "SchemaError",
+    "Source",
+    "TerritoryRisk",
+    "TerritoryStats",
+    "Truth",
+    "__version__",
+    "classify",
+    "make_country",
+    "predict",
+    "prioritise",
+]

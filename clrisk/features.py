@@ -1,0 +1,505 @@
+"""Apply a :class:`FeatureSpec` to a table: validated, compactly coded arrays.
+
+The output, :class:`CodedFrame`, holds small-integer level codes per categorical
+feature and float64 numerics (child-row numerics, then territory indicators
+gathered by territory code). It is the input of both the model fit and the
+scoring kernel. Nothing downstream looks at the original table again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from clrisk.exceptions import DataValidationError, InvalidParameterError, SchemaError
+from clrisk.quality import DataQuality
+from clrisk.spec import INDICATORS, Feature, FeatureSpec
+
+__all__ = ["CodedFrame", "design_matrix", "encode", "to_text_codes"]
+
+Policy = Literal["error", "drop"]
+POLICIES: tuple[str, ...] = ("error", "drop")
+
+
+@dataclass(frozen=True)
+class CodedFrame:
+    """A table coded by a specification.
+
+    Attributes
+    ----------
+    codes : ndarray of shape (n_rows, n_categorical), int16
+        Level index (into ``Feature.levels``) of each binary/categorical feature,
+        in the order of ``spec.categorical``.
+    numerics : ndarray of shape (n_rows, n_numeric), float64
+        Child-row numerics (``spec.numeric``), then territory indicators
+        (``spec.territory_features``), scaled to the specification's units.
+    territory : ndarray of shape (n_rows,), int64, or None
+        Index into `territories`, when a territory column was given.
+    territories : ndarray of str
+        Territory codes (text) present in this table, sorted.
+    weight : ndarray of shape (n_rows,), float64, or None
+        Row weights, when a weight column was given.
+    rows : ndarray of shape (n_rows,), int64
+        Positions of the kept rows in the input table.
+    quality : DataQuality
+        Rows read, used and rejected by reason.
+    """
+
+    spec: FeatureSpec
+    codes: np.ndarray
+    numerics: np.ndarray
+    territory: np.ndarray | None
+    territories: np.ndarray
+    weight: np.ndarray | None
+    rows: np.ndarray
+    quality: DataQuality
+
+    @property
+    def n(self) -> int:
+        """Number of coded rows."""
+        return int(self.rows.shape[0])
+
+
+def to_text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Factorise a column into integer codes and the text form of each value.
+
+    Integer-valued numbers become their integer text (``1.0`` -> ``"1"``), text
+    is stripped of surrounding blanks. Missing values get code -1.
+
+    Returns
+    -------
+    codes : ndarray of shape (n,), int64
+    uniques : list of str
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = [_text(v) for v in uniques]
+    return np.asarray(codes, dtype=np.int64), text
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bool | np.bool_):
+        return str(int(v))
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def encode(
+    spec: FeatureSpec,
+    table: pd.DataFrame,
+    *,
+    source: str,
+    territory: str | None = None,
+    indicators: pd.DataFrame | None = None,
+    weight: str | None = None,
+    on_invalid: Policy = "error",
+    where: str = "",
+    row_offset: int = 0,
+) -> CodedFrame:
+    """Code `table` (a data set of `source`) with `spec`.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+    table : DataFrame of shape (n_rows, n_columns)
+    source : str
+        Which source of the specification the table is (e.g. ``"census"``).
+    territory : str, optional
+        Territory-code column; required when the spec has territory features.
+    indicators : DataFrame, optional
+        Territory indicator table, keyed by ``spec.territory["indicators"]``.
+    weight : str, optional
+        Weight column (must be finite and >= 0).
+    on_invalid : {"error", "drop"}
+        What to do with a row holding a missing value, an unknown code or a
+        territory missing from the indicator table: raise a
+        :class:`DataValidationError`, or drop the row and count it in
+        ``quality.rejected``.
+    where : str
+        Name of the input for messages (a file name, ``"survey"``).
+    row_offset : int
+        Row number of the table's first row in the whole input (for messages).
+
+    Returns
+    -------
+    CodedFrame
+    """
+    check_policy(on_invalid, "on_invalid", POLICIES)
+    where = where or f"the {source} table"
+    _check_columns(spec, table, source, territory, weight, where)
+    n = len(table)
+    bad: dict[str, np.ndarray] = {}  # reason -> boolean mask of rejected rows
+
+    def reject(
+        mask: np.ndarray,
+        reason: str,
+        column: str,
+        problem: str,
+        examples: list[Any],
+        fix: str,
+    ) -> None:
+        if not mask.any():
+            return
+        if on_invalid == "error":
+            raise DataValidationError(
+                column=column,
+                problem=problem,
+                n_bad=int(mask.sum()),
+                examples=examples,
+                fix=fix,
+                where=where,
+            )
+        bad[reason] = bad.get(reason, np.zeros(n, bool)) | mask
+
+    codes = np.empty((n, len(spec.categorical)), dtype=np.int16, order="F")
+    for j, feat in enumerate(spec.categorical):
+        src = feat.source(source)
+        col = table[src.column]
+        fcodes, uniques = to_text_codes(col)
+        lut = np.array([_level_index(feat, src.codes, u) for u in uniques] + [-2])
+        coded = lut[fcodes]  # -1 unknown code, -2 missing
+        missing = coded == -2
+        reject(
+            missing,
+            f"missing value in '{src.column}'",
+            src.column,
+            f"missing values for feature '{feat.name}'",
+            [f"row {r}" for r in _first_rows(missing, row_offset)],
+            "Fill them in, or pass on_invalid='drop' to reject those rows.",
+        )
+        unknown = coded == -1
+        if unknown.any():
+            counts = pd.Series(np.asarray(uniques, dtype=object)[fcodes[unknown]])
+            top = counts.value_counts().head(5)
+            reject(
+                unknown,
+                f"unknown code in '{src.column}'",
+                src.column,
+                f"codes not in the code map of feature '{feat.name}'",
+                [f"{code!r} ({k} rows)" for code, k in top.items()],
+                f"Add them to [feature.source.{source}.codes] of '{feat.name}' in the "
+                "specification, or pass on_invalid='drop' to reject those rows.",
+            )
+        codes[:, j] = np.where(coded < 0, 0, coded)
+
+    n_num = len(spec.numeric) + len(spec.territory_features)
+    numerics = np.empty((n, n_num), dtype=np.float64, order="F")
+    for q, feat in enumerate(spec.numeric):
+        src = feat.source(source)
+        values = _numeric_column(
+            table[src.column], src.column, where, reject, row_offset
+        )
+        numerics[:, q] = values * src.scale
+
+    terr_index: np.ndarray | None = None
+    territories = np.array([], dtype=object)
+    if territory is not None:
+        tcodes, tuniques = to_text_codes(table[territory])
+        missing = tcodes < 0
+        reject(
+            missing,
+            f"missing territory in '{territory}'",
+            territory,
+            "missing territory codes",
+            [f"row {r}" for r in _first_rows(missing, row_offset)],
+            "Every row needs a territory code; or pass on_invalid='drop'.",
+        )
+        order = np.argsort(np.asarray(tuniques, dtype=object), kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        territories = np.asarray(tuniques, dtype=object)[order]
+        terr_index = np.where(missing, 0, rank[np.maximum(tcodes, 0)] if n else tcodes)
+        if spec.territory_features:
+            _join_indicators(
+                spec,
+                indicators,
+                territories,
+                terr_index,
+                missing,
+                numerics,
+                len(spec.numeric),
+                territory,
+                where,
+                reject,
+            )
+
+    w: np.ndarray | None = None
+    if weight is not None:
+        w = _numeric_column(table[weight], weight, where, reject, row_offset)
+        negative = w < 0
+        if negative.any():
+            raise DataValidationError(
+                column=weight,
+                problem="negative weights",
+                n_bad=int(negative.sum()),
+                examples=[
+                    f"row {r}: {w[r - row_offset]:g}"
+                    for r in _first_rows(negative, row_offset)
+                ],
+                fix="Weights are expansion factors and must be >= 0.",
+                where=where,
+            )
+
+    keep = np.ones(n, dtype=bool)
+    for mask in bad.values():
+        keep &= ~mask
+    rejected = _attribute_rejections(bad, n)
+    quality = DataQuality(n, int(keep.sum()), rejected)
+    rows = np.flatnonzero(keep)
+    if keep.all():
+        return CodedFrame(
+            spec, codes, numerics, terr_index, territories, w, rows, quality
+        )
+    return CodedFrame(
+        spec,
+        np.asfortranarray(codes[keep]),
+        np.asfortranarray(numerics[keep]),
+        None if terr_index is None else terr_index[keep],
+        territories,
+        None if w is None else w[keep],
+        rows,
+        quality,
+    )
+
+
+def design_matrix(coded: CodedFrame) -> np.ndarray:
+    """The model matrix: intercept, then ``spec.columns`` in order.
+
+    Returns
+    -------
+    ndarray of shape (n_rows, 1 + len(spec.columns)), float64
+    """
+    spec = coded.spec
+    cols = [np.ones(coded.n)]
+    cat_pos = {f.name: j for j, f in enumerate(spec.categorical)}
+    num_pos = {f.name: q for q, f in enumerate(spec.numeric + spec.territory_features)}
+    for feat in spec.features:
+        if feat.kind == "numeric":
+            cols.append(coded.numerics[:, num_pos[feat.name]])
+            continue
+        c = coded.codes[:, cat_pos[feat.name]]
+        cols += [c == k for k in range(len(feat.levels)) if k != feat.reference_index]
+    return np.column_stack(cols).astype(np.float64, copy=False)
+
+
+# --------------------------------------------------------------------- private
+def _check_columns(
+    spec: FeatureSpec,
+    table: pd.DataFrame,
+    source: str,
+    territory: str | None,
+    weight: str | None,
+    where: str,
+) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise InvalidParameterError(
+            f"Expected a pandas DataFrame for {where}; got {type(table).__name__}."
+        )
+    need = spec.required_columns(source)
+    need += [c for c in (territory, weight) if c is not None and c not in need]
+    have = [str(c) for c in table.columns]
+    if any(c not in set(have) for c in need):
+        raise SchemaError(
+            f"{where[0].upper() + where[1:]} lacks columns that the '{source}' source "
+            "of the specification needs.",
+            expected=need,
+            received=have,
+        )
+    if spec.territory_features and territory is None:
+        raise InvalidParameterError(
+            f"The specification has territory features "
+            f"{[f.name for f in spec.territory_features]}: pass territory=<column of "
+            f"{where} holding the territory code>."
+        )
+
+
+def _level_index(feat: Feature, codes: Any, raw: str) -> int:
+    level = raw if codes is None else codes.get(raw)
+    if level is None or level not in feat.levels:
+        return -1
+    return feat.levels.index(level)
+
+
+def _first_rows(mask: np.ndarray, offset: int, k: int = 5) -> list[int]:
+    return [int(i) + offset for i in np.flatnonzero(mask)[:k]]
+
+
+def _numeric_column(
+    col: pd.Series, name: str, where: str, reject: Any, offset: int
+) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(col.dtype):
+        col = col.astype("float64")
+    if pd.api.types.is_numeric_dtype(col.dtype):
+        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        values = pd.to_numeric(col, errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        not_number = np.isnan(values) & col.notna().to_numpy()
+        if not_number.any():
+            examples = [
+                f"row {r}: {col.iloc[r - offset]!r}"
+                for r in _first_rows(not_number, offset)
+            ]
+            raise DataValidationError(
+                column=name,
+                problem="values that are not numbers",
+                n_bad=int(not_number.sum()),
+                examples=examples,
+                fix="Use '.' as the decimal separator (or read the file with "
+                "decimal=','), and remove text from numeric columns.",
+                where=where,
+            )
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise DataValidationError(
+            column=name,
+            problem="infinite values",
+            n_bad=int(infinite.sum()),
+            examples=[f"row {r}" for r in _first_rows(infinite, offset)],
+            fix="Replace them with valid numbers.",
+            where=where,
+        )
+    missing = np.isnan(values)
+    reject(
+        missing,
+        f"missing value in '{name}'",
+        name,
+        "missing values",
+        [f"row {r}" for r in _first_rows(missing, offset)],
+        "Fill them in, or pass on_invalid='drop' to reject those rows.",
+    )
+    return np.where(missing, 0.0, values)
+
+
+def _join_indicators(
+    spec: FeatureSpec,
+    indicators: pd.DataFrame | None,
+    territories: np.ndarray,
+    terr_index: np.ndarray,
+    missing_territory: np.ndarray,
+    numerics: np.ndarray,
+    first: int,
+    territory: str,
+    where: str,
+    reject: Any,
+) -> None:
+    if indicators is None:
+        raise InvalidParameterError(
+            "The specification has territory features "
+            f"{[f.name for f in spec.territory_features]}: pass indicators=<the "
+            "territory indicator table>."
+        )
+    table = indicator_values(spec, indicators)
+    pos = table.index.get_indexer(pd.Index(territories, dtype=object))
+    row_pos = pos[terr_index]
+    absent = (row_pos < 0) & ~missing_territory
+    if absent.any():
+        counts = pd.Series(territories[terr_index[absent]]).value_counts().head(5)
+        hint = ""
+        if not pd.api.types.is_string_dtype(indicators[spec.territory[INDICATORS]]):
+            hint = " The indicator key is not text: read it with dtype=str."
+        reject(
+            absent,
+            f"territory not in the indicator table ('{territory}')",
+            territory,
+            "territory codes missing from the indicator table",
+            [f"{c!r} ({k} rows)" for c, k in counts.items()],
+            "Codes are compared as text: check leading zeros (e.g. '05001', not "
+            f"'5001'), or pass on_invalid='drop' to reject those rows.{hint}",
+        )
+    values = table.to_numpy(dtype=np.float64)
+    numerics[:, first:] = np.where(absent[:, None], 0.0, values[np.maximum(row_pos, 0)])
+
+
+def indicator_values(spec: FeatureSpec, indicators: pd.DataFrame) -> pd.DataFrame:
+    """The territory features from an indicator table, indexed by code (text).
+
+    Returns
+    -------
+    DataFrame of shape (n_territories, n_territory_features)
+    """
+    key = spec.territory[INDICATORS]
+    feats = spec.territory_features
+    cols = [f.source(INDICATORS).column for f in feats]
+    where = "the territory indicator table"
+    if key not in indicators.columns or any(c not in indicators.columns for c in cols):
+        raise SchemaError(
+            "The territory indicator table lacks columns the specification needs.",
+            expected=[key, *cols],
+            received=[str(c) for c in indicators.columns],
+        )
+    fcodes, uniques = to_text_codes(indicators[key])
+    if (fcodes < 0).any():
+        raise DataValidationError(
+            column=key,
+            problem="missing territory codes",
+            n_bad=int((fcodes < 0).sum()),
+            where=where,
+            fix="Every indicator row needs a territory code.",
+        )
+    codes = np.asarray(uniques, dtype=object)[fcodes]
+    dup = pd.Series(codes).duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise DataValidationError(
+            column=key,
+            problem="repeated territory codes",
+            n_bad=int(dup.sum()),
+            examples=sorted(set(codes[dup]))[:5],
+            where=where,
+            fix="Keep one row per territory.",
+        )
+    strict = _strict_rejecter(where, codes)
+    out = {}
+    for feat, col in zip(feats, cols, strict=True):
+        values = _numeric_column(indicators[col], col, where, strict, 0)
+        out[feat.name] = values * feat.source(INDICATORS).scale
+    return pd.DataFrame(out, index=pd.Index(codes, dtype=object, name="territory"))
+
+
+def _strict_rejecter(where: str, labels: np.ndarray) -> Any:
+    """A `reject` callback that raises at once, with territory codes as examples."""
+
+    def reject(
+        mask: np.ndarray,
+        reason: str,
+        column: str,
+        problem: str,
+        examples: Any,
+        fix: str,
+    ) -> None:
+        if mask.any():
+            raise DataValidationError(
+                column=column,
+                problem=problem,
+                n_bad=int(mask.sum()),
+                examples=list(labels[mask][:5]),
+                where=where,
+                fix="Every territory needs a value for each territory feature.",
+            )
+
+    return reject
+
+
+def _attribute_rejections(bad: dict[str, np.ndarray], n: int) -> dict[str, int]:
+    """Count each rejected row once, under the first reason that hit it."""
+    taken = np.zeros(n, dtype=bool)
+    out: dict[str, int] = {}
+    for reason, mask in bad.items():
+        fresh = mask & ~taken
+        if fresh.any():
+            out[reason] = int(fresh.sum())
+        taken |= mask
+    return out
+
+
+def check_policy(value: str, name: str, allowed: Sequence[str]) -> None:
+    """Raise InvalidParameterError unless `value` is one of `allowed`."""
+    if value not in allowed:
+        raise InvalidParameterError(
+            f"The '{name}' parameter must be one of {tuple(allowed)}; got {value!r}."
+        )

@@ -1,0 +1,59 @@
+"""Row accounting: every input row is either used or rejected with a reason."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["DataQuality"]
+
+
+@dataclass
+class DataQuality:
+    """How many rows came in, how many were used, and why the others were not.
+
+    Records add up (``a + b``), so chunks and partitions merge exactly.
+
+    Attributes
+    ----------
+    rows_read : int
+        Rows received.
+    rows_used : int
+        Rows fitted or scored.
+    rejected : dict of str to int
+        Rows rejected, by reason (e.g. ``"missing value in 'sex'"``).
+    notes : list of str
+        Other facts worth reporting (e.g. territories without rows).
+    """
+
+    rows_read: int = 0
+    rows_used: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_rejected(self) -> int:
+        """Total rows rejected, all reasons together."""
+        return sum(self.rejected.values())
+
+    @property
+    def reconciles(self) -> bool:
+        """True when read = used + rejected."""
+        return self.rows_read == self.rows_used + self.rows_rejected
+
+    def __add__(self, other: DataQuality) -> DataQuality:
+        merged = Counter(self.rejected)
+        merged.update(other.rejected)
+        return DataQuality(
+            self.rows_read + other.rows_read,
+            self.rows_used + other.rows_used,
+            dict(sorted(merged.items())),
+            self.notes + [n for n in other.notes if n not in self.notes],
+        )
+
+    def summary(self) -> str:
+        """One line per count, for printing."""
+        lines = [f"rows read: {self.rows_read:,}", f"rows used: {self.rows_used:,}"]
+        lines += [f"rejected ({reason}): {n:,}" for reason, n in self.rejected.items()]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)

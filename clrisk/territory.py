@@ -1,0 +1,298 @@
+"""TerritoryRisk: risk, expected counts, intervals, levels and roll-ups.
+
+Everything here is derived from the one-pass statistics
+(:class:`~clrisk.scoring.TerritoryStats`): for any set of children (a territory,
+a region, the nation, a territory x sex cell)
+
+- risk r = Σw·p / Σw (reported in %), expected count E = Σw·p;
+- the gradient of r with respect to the coefficients, Σw·f·x / Σw, which with
+  the coefficient covariance V gives the delta-method variance g'Vg. The 95%
+  interval is built on the logit scale, expit(logit r ± z·se/(r(1−r))), so it
+  stays inside (0, 100%); E's interval is Σw times r's.
+
+Because the sums add, regional and national figures are computed from the
+summed statistics and are consistent with the territories (expected counts add
+up exactly; intervals account for the correlation between territories through
+the shared coefficients).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+from scipy.special import expit, logit
+
+from clrisk.exceptions import InvalidParameterError
+from clrisk.factors import FactorWeights
+from clrisk.levels import Levels, classify
+from clrisk.quality import DataQuality
+from clrisk.scoring import Scorer, StatsLayout, TerritoryStats
+from clrisk.spec import FeatureSpec
+
+if TYPE_CHECKING:
+    from clrisk.model import RiskModel
+
+__all__ = ["ESTIMATE_COLUMNS", "TerritoryRisk"]
+
+#: Columns of every estimate table (territories, regions, nation, breakdowns).
+ESTIMATE_COLUMNS: tuple[str, ...] = (
+    "n_children",
+    "weighted_children",
+    "expected_count",
+    "expected_low",
+    "expected_high",
+    "risk",
+    "risk_low",
+    "risk_high",
+    "risk_se",
+)
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """What the projection needs from a fitted model, aligned with the stats."""
+
+    spec: FeatureSpec
+    scorer: Scorer
+    layout: StatsLayout
+    cov: np.ndarray
+    term_to_x: np.ndarray  # x-block column of each non-intercept model term
+    x_feature: tuple[str, ...]  # feature of each x-block column
+
+    @classmethod
+    def from_model(cls, model: RiskModel) -> ModelView:
+        """Build from a fitted :class:`RiskModel`."""
+        spec = model.spec_
+        xnames: list[tuple[str, str | None]] = [
+            (f.name, lv) for f in spec.categorical for lv in f.levels
+        ] + [(f.name, None) for f in spec.numeric + spec.territory_features]
+        pos = {k: i for i, k in enumerate(xnames)}
+        term_to_x = []
+        for f in spec.features:
+            if f.kind == "numeric":
+                term_to_x.append(pos[(f.name, None)])
+            else:
+                term_to_x += [pos[(f.name, lv)] for lv in f.levels if lv != f.reference]
+        return cls(
+            spec=spec,
+            scorer=Scorer.from_params(spec, model.params_, model.link),  # type: ignore[arg-type]
+            layout=StatsLayout.for_spec(spec),
+            cov=model.cov_,
+            term_to_x=np.asarray(term_to_x, dtype=np.int64),
+            x_feature=tuple(name for name, _ in xnames),
+        )
+
+    def gradient_sums(self, sums: np.ndarray) -> np.ndarray:
+        """Σw·f·x for each model term (intercept first), per cell."""
+        g = sums[:, self.layout.g]
+        return np.column_stack([sums[:, 3], g[:, self.term_to_x]])
+
+    def estimates(self, sums: np.ndarray, alpha: float) -> pd.DataFrame:
+        """Risk, expected count and delta-method intervals per row of `sums`."""
+        w, wp = sums[:, 1], sums[:, 2]
+        G = self.gradient_sums(sums)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = wp / w
+            se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", G, self.cov, G), 0)) / w
+            z = st.norm.ppf(1 - alpha / 2)
+            half = z * se / (r * (1 - r))
+            lo, hi = expit(logit(r) - half), expit(logit(r) + half)
+        return pd.DataFrame(
+            {
+                "n_children": sums[:, 0].astype(np.int64),
+                "weighted_children": w,
+                "expected_count": wp,
+                "expected_low": w * lo,
+                "expected_high": w * hi,
+                "risk": 100 * r,
+                "risk_low": 100 * lo,
+                "risk_high": 100 * hi,
+                "risk_se": 100 * se,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class TerritoryRisk:
+    """Child-labour risk per territory, with its uncertainty and its causes.
+
+    Attributes
+    ----------
+    table : DataFrame of shape (n_territories, n_columns)
+        One row per territory, sorted by code: ``territory``, ``region`` (when
+        given), the :data:`ESTIMATE_COLUMNS`, ``level``, ``lead_policy_area``.
+        Territories expected (e.g. in the indicator table) but without rows in
+        the frame have ``n_children`` 0, missing risk and level ``"no data"``.
+    stats : TerritoryStats
+        The one-pass statistics (per territory x breakdown group).
+    factors : FactorWeights
+        Gap decomposition, shares, policy areas, counterfactuals.
+    levels : Levels
+        The risk-level classification and its breaks.
+    quality : DataQuality
+        Rows read, scored and rejected.
+    regions : Series or None
+        Region of each territory.
+    view : ModelView
+        The model as the projection used it.
+    alpha : float
+        1 − confidence level of the intervals.
+    """
+
+    table: pd.DataFrame
+    stats: TerritoryStats
+    factors: FactorWeights
+    levels: Levels
+    quality: DataQuality
+    regions: pd.Series | None
+    view: ModelView
+    alpha: float = 0.05
+
+    # ----------------------------------------------------------- roll-ups
+    def national(self) -> pd.DataFrame:
+        """The national figures (one row)."""
+        _, sums = self.stats.total()
+        return self.view.estimates(sums, self.alpha)
+
+    def rollup(self) -> pd.DataFrame:
+        """Figures per region (requires ``region=`` in :func:`clrisk.predict`).
+
+        Returns
+        -------
+        DataFrame of shape (n_regions, 1 + len(ESTIMATE_COLUMNS))
+        """
+        if self.regions is None:
+            raise InvalidParameterError(
+                "No regions are known: pass region=<column> to clrisk.predict."
+            )
+        cells = self.stats.by_territory()
+        region = cells.keys["territory"].map(self.regions).to_numpy()
+        merged = TerritoryStats.from_cells(
+            pd.DataFrame({"region": region}), cells.sums, cells.layout
+        )
+        out = self.view.estimates(merged.sums, self.alpha)
+        out.insert(0, "region", merged.keys["region"].to_numpy())
+        return out
+
+    def breakdown(self, scope: str = "territory") -> pd.DataFrame:
+        """Figures by the breakdown groups (``by=`` of :func:`clrisk.predict`).
+
+        Parameters
+        ----------
+        scope : {"territory", "region", "national"}
+
+        Returns
+        -------
+        DataFrame: the scope's key column(s), one column per breakdown
+        variable, then :data:`ESTIMATE_COLUMNS`.
+        """
+        by = self.stats.by
+        if not by:
+            raise InvalidParameterError(
+                "No breakdown was computed: pass by=[...] to clrisk.predict."
+            )
+        if scope == "territory":
+            keys, sums = self.stats.keys, self.stats.sums
+        elif scope == "national":
+            keys, sums = self.stats.total(by)
+        elif scope == "region":
+            if self.regions is None:
+                raise InvalidParameterError(
+                    "No regions are known: pass region=<column> to clrisk.predict."
+                )
+            k = self.stats.keys.copy()
+            k.insert(0, "region", k.pop("territory").map(self.regions))
+            merged = TerritoryStats.from_cells(k, self.stats.sums, self.stats.layout)
+            keys, sums = merged.keys, merged.sums
+        else:
+            raise InvalidParameterError(
+                "The 'scope' parameter of breakdown must be 'territory', 'region' or "
+                f"'national'; got {scope!r}."
+            )
+        est = self.view.estimates(sums, self.alpha)
+        return pd.concat([keys.reset_index(drop=True), est], axis=1)
+
+    # ----------------------------------------------------------- levels
+    def classify(
+        self,
+        method: str = "jenks",
+        *,
+        k: int = 3,
+        scope: str = "national",
+        thresholds: Any = None,
+    ) -> TerritoryRisk:
+        """A copy with territories classified into risk levels anew.
+
+        Parameters
+        ----------
+        method : {"jenks", "dalenius_hodges", "kmeans", "quantile", "equal", "fixed"}
+        k : int
+            Number of levels (ignored for "fixed": len(thresholds) + 1).
+        scope : {"national", "region"}
+            Classify all territories together, or within each region.
+        thresholds : sequence of float, optional
+            Risk (%) thresholds for method "fixed".
+        """
+        levels = classify_risk(self.table, self.regions, method, k, scope, thresholds)
+        table = self.table.assign(level=levels.labels)
+        return replace(self, table=table, levels=levels)
+
+    def summary(self, n: int = 10) -> str:
+        """National figures and the `n` territories with most expected children."""
+        nat = self.national().iloc[0]
+        lines = [
+            f"Children scored: {int(nat['n_children']):,} "
+            f"(weighted {nat['weighted_children']:,.0f}); rows rejected: "
+            f"{self.quality.rows_rejected:,}",
+            f"National risk: {nat['risk']:.2f}% "
+            f"[{nat['risk_low']:.2f}, {nat['risk_high']:.2f}]; expected children in "
+            f"child labour: {nat['expected_count']:,.0f} "
+            f"[{nat['expected_low']:,.0f}, {nat['expected_high']:,.0f}]",
+            f"Levels ({self.levels.method}, {self.levels.scope}): "
+            + ", ".join(
+                f"{lv} {int((self.table['level'] == lv).sum())}"
+                for lv in self.levels.level_names
+            ),
+            "",
+        ]
+        cols = ["territory", "level", "expected_count", "risk", "lead_policy_area"]
+        top = self.table.sort_values(
+            ["expected_count", "territory"], ascending=[False, True]
+        ).head(n)[cols]
+        return "\n".join(lines) + top.to_string(
+            index=False,
+            formatters={"expected_count": "{:,.0f}".format, "risk": "{:.2f}%".format},
+        )
+
+
+def classify_risk(
+    table: pd.DataFrame,
+    regions: pd.Series | None,
+    method: str,
+    k: int,
+    scope: str,
+    thresholds: Any,
+) -> Levels:
+    """Classify ``table["risk"]`` into levels, nationally or within regions."""
+    if scope not in ("national", "region"):
+        raise InvalidParameterError(
+            f"The 'scope' parameter must be 'national' or 'region'; got {scope!r}."
+        )
+    groups = None
+    if scope == "region":
+        if regions is None:
+            raise InvalidParameterError(
+                "scope='region' needs regions: pass region=<column> to clrisk.predict."
+            )
+        groups = table["territory"].map(regions).to_numpy()
+    return classify(
+        table["risk"].to_numpy(dtype=float),
+        method=method,
+        k=k,
+        groups=groups,
+        thresholds=thresholds,
+    )
