@@ -414,7 +414,7 @@ def _breaks_sorted(
     if method == "dalenius_hodges":
         return _dalenius_hodges_breaks(xs, k, bins)
     u, counts = np.unique(xs, return_counts=True)
-    if u.size <= k:  # each distinct value its own class
+    if u.size < k:  # each distinct value its own class
         return u[:-1]
     w = counts.astype(np.float64)
     if method == "jenks":
@@ -443,7 +443,7 @@ def _quantile_breaks(xs: FloatArray, k: int) -> FloatArray:
     """Break c closes the first ceil(c n / k) sorted values (ties kept whole)."""
     n = xs.size
     last = (np.arange(1, k) * n + k - 1) // k - 1
-    return xs[last]
+    return _nonempty(xs, xs[last])
 
 
 def _dalenius_hodges_breaks(xs: FloatArray, k: int, bins: int | None) -> FloatArray:
