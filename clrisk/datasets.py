@@ -61,7 +61,7 @@ TRUE_COEFFICIENTS: dict[str, float] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Truth:
     """What the generator knows and a real country never does.
 
@@ -87,8 +87,16 @@ class Truth:
     child_labour: np.ndarray
     territories: pd.DataFrame
 
+    def __repr__(self) -> str:
+        return (
+            f"Truth({len(self.coefficients)} coefficients, "
+            f"{len(self.child_probability):,} children, "
+            f"{len(self.territories):,} territories, "
+            f"territory_effect_sd={self.territory_effect_sd:g})"
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class Country:
     """A synthetic country: data as an analyst receives them, plus the truth.
 
@@ -119,6 +127,12 @@ class Country:
     truth: Truth
     fit_kwargs: dict[str, Any] = field(default_factory=dict)
     predict_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"Country(survey: {len(self.survey):,} children, census: "
+            f"{len(self.census):,} children, {len(self.indicators):,} territories)"
+        )
 
 
 def demo_spec() -> FeatureSpec:

@@ -77,7 +77,12 @@ def to_text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     text = [_text(v) for v in uniques]
-    return np.asarray(codes, dtype=np.int64), text
+    codes = np.asarray(codes, dtype=np.int64)
+    if len(set(text)) < len(text):  # e.g. "05001" and " 05001", or 1 and "1"
+        remap, merged = pd.factorize(np.asarray(text, dtype=object))
+        codes = np.where(codes < 0, -1, remap[np.maximum(codes, 0)])
+        text = [str(t) for t in merged]
+    return codes, text
 
 
 def _text(v: Any) -> str:
@@ -212,7 +217,11 @@ def encode(
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
         territories = np.asarray(tuniques, dtype=object)[order]
-        terr_index = np.where(missing, 0, rank[np.maximum(tcodes, 0)] if n else tcodes)
+        terr_index = (
+            np.where(missing, 0, rank[np.maximum(tcodes, 0)])
+            if len(tuniques)
+            else np.zeros(n, dtype=np.int64)
+        )
         if spec.territory_features:
             _join_indicators(
                 spec,

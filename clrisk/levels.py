@@ -414,7 +414,7 @@ def _breaks_sorted(
     if method == "dalenius_hodges":
         return _dalenius_hodges_breaks(xs, k, bins)
     u, counts = np.unique(xs, return_counts=True)
-    if u.size < k:  # each distinct value its own class
+    if u.size <= k:  # each distinct value its own class
         return u[:-1]
     w = counts.astype(np.float64)
     if method == "jenks":
@@ -470,11 +470,12 @@ def _dalenius_hodges_breaks(xs: FloatArray, k: int, bins: int | None) -> FloatAr
 def _jenks_breaks(u: FloatArray, w: FloatArray, k: int) -> FloatArray:
     """Exact Fisher-Jenks breaks on distinct sorted values `u` with weights `w`.
 
-    Dynamic programming: ``D[c, j]`` is the least SSE of ``u[:j + 1]`` in c + 1
-    classes. For each j the SSE of every last class ``u[i:j + 1]`` is computed in
-    one vectorised pass from sums of deviations from ``u[j]`` (local, so no
-    catastrophic cancellation), giving O(k m²) work for m distinct values
-    (requires m > k). Ties in SSE go to the split with the larger last class.
+    Dynamic programming: ``best[c, j]`` is the least SSE of ``u[:j + 1]`` in
+    c + 1 classes. For each j the SSE of every last class ``u[i:j + 1]`` is
+    computed in one vectorised pass from sums of deviations from ``u[j]`` (local
+    to the class, which limits cancellation), giving O(k m²) work for m distinct
+    values (requires m > k). Ties in SSE go to the split with the larger last
+    class.
 
     Returns the largest value of each class but the top one, shape (k - 1,).
     """
@@ -482,7 +483,6 @@ def _jenks_breaks(u: FloatArray, w: FloatArray, k: int) -> FloatArray:
     best = np.full((k - 1, m), np.inf)  # classes 1..k-1 (the last is only at m-1)
     start = np.zeros((k, m), dtype=np.int64)  # first index of the last class
     wsum = np.concatenate(([0.0], np.cumsum(w)))
-    sse = np.empty(0)
     for j in range(m):
         d = u[: j + 1] - u[j]
         wd = w[: j + 1] * d
@@ -516,6 +516,8 @@ def _kmeans_breaks(xs: FloatArray, u: FloatArray, w: FloatArray, k: int) -> Floa
     dropped. Stops when the assignment no longer changes (or after
     ``_KMEANS_MAX_ITER`` iterations). In one dimension the clusters are
     contiguous, so the breaks are the largest value of each cluster but the top.
+    Same criterion as Jenks (least SSE), but Lloyd may stop at a local optimum,
+    where :func:`_jenks_breaks` finds the exact one.
     """
     start = _quantile_breaks(xs, k)
     codes = np.searchsorted(start, u, side="left")

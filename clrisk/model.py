@@ -492,7 +492,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             )
         if not isinstance(self.tol, numbers.Real) or not self.tol > 0:
             raise InvalidParameterError(
-                f"The 'tol' parameter of RiskModel must be a float > 0; got {self.tol!r}."
+                "The 'tol' parameter of RiskModel must be a float > 0; "
+                f"got {self.tol!r}."
             )
         if not isinstance(self.penalty, numbers.Real) or not self.penalty >= 0:
             raise InvalidParameterError(

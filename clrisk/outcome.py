@@ -79,7 +79,7 @@ class OutcomeRule:
         if not bands:
             raise InvalidParameterError("An OutcomeRule needs at least one age band.")
         for b in bands:
-            if b.min_age > b.max_age or b.max_hours < 0:
+            if b.min_age > b.max_age or not b.max_hours >= 0:
                 raise InvalidParameterError(
                     f"Invalid age band {b}: need min_age <= max_age and max_hours >= 0."
                 )
@@ -212,5 +212,14 @@ def _fail(
         n_bad=len(rows),
         where=where,
         fix=fix,
-        examples=[f"row {r}: {values[r]!r}" for r in rows[:5]],
+        examples=[f"row {r}: {_plain(values[r])}" for r in rows[:5]],
     )
+
+
+def _plain(value: Any) -> str:
+    """A value as a person writes it (no numpy reprs)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value)

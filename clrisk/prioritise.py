@@ -135,7 +135,8 @@ class Priorities:
             float(self.selection["cumulative_children"].iloc[-1]) if n_sel else 0.0
         )
         lines.append(
-            f"Selected {n_sel:,} territories ({rule}): {self.covered_share:.1%} of "
+            f"Selected {n_sel:,} {'territory' if n_sel == 1 else 'territories'} "
+            f"({rule}): {self.covered_share:.1%} of "
             f"the {self.total_expected:,.0f} children expected in child labour, "
             f"among {children:,.0f} children."
         )
@@ -300,7 +301,7 @@ def _check_columns(table: pd.DataFrame) -> None:
         raise SchemaError(
             "prioritise: the risk table lacks required columns; rename them or "
             "pass the output of RiskModel.predict.",
-            expected=[*_REQUIRED, *(c for c in _CARRIED if c in columns)],
+            expected=[*_REQUIRED, *_present(table, _CARRIED)],
             received=columns,
         )
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
@@ -386,7 +387,7 @@ def _check_codes(territory: pd.Series) -> list[str]:
             examples=[f"row {i}" for i in rows],
             fix="Every row needs the code of its territory.",
         )
-    values = territory.tolist()
+    values: list[str] = territory.tolist()
     bad = [v for v in values if not isinstance(v, str)]
     if bad:
         raise DataValidationError(
@@ -440,7 +441,8 @@ def _as_float(
                 where=where,
             )
         values = numeric
-    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    out: FloatArray = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
 
 
 def _bad_values(
@@ -459,7 +461,12 @@ def _bad_values(
             column=column,
             problem=problem,
             n_bad=rows.size,
-            examples=[f"{codes[i]}: {values[i]!r}" for i in rows[:5]],
+            examples=[
+                codes[i]
+                if math.isnan(values[i])
+                else f"{codes[i]}: {float(values[i])!r}"
+                for i in rows[:5].tolist()
+            ],
             fix=fix,
             where=where,
         )
@@ -512,7 +519,7 @@ def _check_cost(cost: Any, table: pd.DataFrame, codes: Sequence[str]) -> FloatAr
             raise SchemaError(
                 f"The 'cost' parameter of prioritise names the column {cost!r}, "
                 "which the risk table does not have.",
-                expected=[*_REQUIRED, cost],
+                expected=[*_REQUIRED, *_present(table, _CARRIED), cost],
                 received=[str(c) for c in table.columns],
             )
         column, where = cost, ""
@@ -567,7 +574,7 @@ def _check_quota(
         raise SchemaError(
             f"The 'max_per_region' parameter of prioritise (got {max_per_region!r}) "
             "needs a 'region' column in the risk table.",
-            expected=[*_REQUIRED, "region"],
+            expected=[*_REQUIRED, "region", *_present(table, _CARRIED[1:])],
             received=[str(c) for c in table.columns],
         )
     regions = table["region"]
@@ -577,7 +584,7 @@ def _check_quota(
             column="region",
             problem="missing region, so max_per_region cannot apply",
             n_bad=rows.size,
-            examples=[codes[i] for i in rows],
+            examples=[codes[i] for i in rows.tolist()],
             fix="Fill in the region of every territory.",
         )
     index, uniques = pd.factorize(regions)
@@ -633,7 +640,12 @@ def _check_exclude(exclude: Any, territory: pd.Series) -> BoolArray:
             f"risk table: {_listing(unknown)}. Codes are text and leading zeros "
             "matter ('05001', not 5001)."
         )
-    return territory.isin(items).to_numpy(dtype=bool)
+    mask: BoolArray = territory.isin(items).to_numpy(dtype=bool)
+    return mask
+
+
+def _present(table: pd.DataFrame, names: Iterable[str]) -> list[str]:
+    return [name for name in names if name in table.columns]
 
 
 def _listing(items: Sequence[Any], limit: int = 8) -> str:

@@ -102,7 +102,8 @@ def predict(
     """
     if not hasattr(model, "params_"):
         raise InvalidParameterError(
-            "clrisk.predict needs a fitted RiskModel: call model.fit(survey, ...) first."
+            "clrisk.predict needs a fitted RiskModel: "
+            "call model.fit(survey, ...) first."
         )
     if model.spec is None:
         raise InvalidParameterError(
@@ -354,7 +355,8 @@ def _expected_territories(
     if empty:
         note = (
             f"{len(empty)} territories of the indicator table have no rows in the "
-            f"frame (e.g. {empty[:5]}); they are reported with n_children 0 and no risk."
+            f"frame (e.g. {empty[:5]}); they are reported with n_children 0 "
+            "and no risk."
         )
         quality.notes.append(note)
         warnings.warn(note, CoverageWarning, stacklevel=3)

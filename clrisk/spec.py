@@ -132,6 +132,12 @@ class Feature:
                 f"Feature '{self.name}' has no source: give the column it is read "
                 "from in at least one data set."
             )
+        if self.dimension == "territory" and self.kind != "numeric":
+            raise InvalidParameterError(
+                f"Feature '{self.name}' has dimension 'territory' and must be numeric "
+                "(a territory indicator joined by code); make it an individual or "
+                "household feature, or code it as a 0/1 numeric indicator."
+            )
         if self.kind == "numeric":
             if self.levels or self.reference is not None:
                 raise InvalidParameterError(
@@ -209,7 +215,7 @@ class Feature:
             ) from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FeatureSpec:
     """The harmonised features of a risk model.
 
@@ -228,10 +234,10 @@ class FeatureSpec:
     Examples
     --------
     >>> from clrisk import Feature, FeatureSpec, Source
+    >>> sources = {"survey": Source("sexo", {"1": "male", "2": "female"}),
+    ...            "census": Source("p_sexo", {"H": "male", "M": "female"})}
     >>> sex = Feature("sex", "binary", levels=("male", "female"),
-    ...               sources={"survey": Source("sexo", {"1": "male", "2": "female"}),
-    ...                        "census": Source("p_sexo", {"H": "male", "M": "female"})},
-    ...               policy_area="gender")
+    ...               sources=sources, policy_area="gender")
     >>> FeatureSpec([sex]).columns
     ['sex']
     """
@@ -260,6 +266,11 @@ class FeatureSpec:
                 f"{[f.name for f in self.territory_features]} need the key column of "
                 "the indicator table: set territory = {'indicators': '<column>', ...}."
             )
+
+    def __repr__(self) -> str:
+        names = ", ".join(f.name for f in self.features)
+        label = f"{self.name!r}, " if self.name else ""
+        return f"FeatureSpec({label}{len(self.features)} features: {names})"
 
     # ------------------------------------------------------------------ views
     @property
@@ -385,41 +396,51 @@ class FeatureSpec:
         """Build a specification from :meth:`to_dict` output (or parsed TOML)."""
         place = f" in {where}" if where else ""
         try:
+            _check_keys(data, {"spec", "territory", "feature"}, f"the file{place}")
             head = dict(data.get("spec", {}))
+            _check_keys(
+                head,
+                {"name", "description", "train_source", "frame_source"},
+                f"[spec]{place}",
+            )
             feats = []
             for i, fd in enumerate(data["feature"]):
-                unknown = set(fd) - {
-                    "name",
-                    "kind",
-                    "levels",
-                    "reference",
-                    "dimension",
-                    "policy_area",
-                    "label",
-                    "source",
-                }
-                if unknown:
-                    raise ModelFormatError(
-                        f"Feature {i + 1}{place} has unknown keys {sorted(unknown)}."
-                    )
-                sources = {
-                    sname: Source(
+                _check_keys(
+                    fd,
+                    {"name", "kind", "levels", "reference", "dimension",
+                     "policy_area", "label", "source"},
+                    f"feature {i + 1}{place}",
+                )  # fmt: skip
+                sources = {}
+                for sname, sd in fd["source"].items():
+                    where_src = f"[feature.source.{sname}] of feature {i + 1}{place}"
+                    _check_keys(sd, {"column", "codes", "scale"}, where_src)
+                    scale = sd.get("scale", 1.0)
+                    if isinstance(scale, bool) or not isinstance(scale, int | float):
+                        raise ModelFormatError(
+                            f"scale in {where_src} must be a number; got {scale!r}."
+                        )
+                    sources[sname] = Source(
                         column=str(sd["column"]),
                         codes=(
                             {str(k): str(v) for k, v in sd["codes"].items()}
                             if "codes" in sd
                             else None
                         ),
-                        scale=float(sd.get("scale", 1.0)),
+                        scale=float(scale),
                     )
-                    for sname, sd in fd["source"].items()
-                }
+                levels = fd.get("levels", [])
+                if not isinstance(levels, list):
+                    raise ModelFormatError(
+                        f"levels of feature {i + 1}{place} must be a list of strings; "
+                        f"got {levels!r}."
+                    )
                 feats.append(
                     Feature(
                         name=str(fd["name"]),
                         kind=fd["kind"],
                         sources=sources,
-                        levels=tuple(fd.get("levels", ())),
+                        levels=tuple(levels),
                         reference=fd.get("reference"),
                         dimension=fd.get("dimension", "individual"),
                         policy_area=fd.get("policy_area", ""),
@@ -436,13 +457,15 @@ class FeatureSpec:
                 name=head.get("name", ""),
                 description=head.get("description", ""),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            if isinstance(exc, ModelFormatError):
+                raise
+            if isinstance(exc, InvalidParameterError):
+                raise ModelFormatError(f"{exc} (in the specification{place})") from None
             raise ModelFormatError(
                 f"The feature specification{place} is malformed: missing or wrong "
                 f"entry {exc}. See FeatureSpec.to_toml() for the expected layout."
             ) from None
-        except InvalidParameterError as exc:
-            raise ModelFormatError(f"{exc} (in the specification{place})") from None
 
     def to_toml(self, path: str | Path | None = None) -> str:
         """Write the specification as TOML; return the text."""
@@ -474,3 +497,13 @@ class FeatureSpec:
                 f"{exc}."
             ) from None
         return cls.from_dict(data, where=where)
+
+
+def _check_keys(table: Any, allowed: set[str], where: str) -> None:
+    if not isinstance(table, Mapping):
+        raise ModelFormatError(f"{where} must be a table; got {table!r}.")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ModelFormatError(
+            f"{where} has unknown keys {unknown}; allowed: {sorted(allowed)}."
+        )

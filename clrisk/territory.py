@@ -116,7 +116,7 @@ class ModelView:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TerritoryRisk:
     """Child-labour risk per territory, with its uncertainty and its causes.
 
@@ -151,6 +151,13 @@ class TerritoryRisk:
     regions: pd.Series | None
     view: ModelView
     alpha: float = 0.05
+
+    def __repr__(self) -> str:
+        by = f", by {self.stats.by}" if self.stats.by else ""
+        return (
+            f"TerritoryRisk({len(self.table):,} territories, "
+            f"{self.quality.rows_used:,} children scored{by})"
+        )
 
     # ----------------------------------------------------------- roll-ups
     def national(self) -> pd.DataFrame:

@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
-from clrisk.spec import DIMENSIONS, INDICATORS, POLICY_AREAS, Feature, FeatureSpec, Source
+from clrisk.spec import (
+    DIMENSIONS,
+    INDICATORS,
+    POLICY_AREAS,
+    Feature,
+    FeatureSpec,
+    Source,
+)
 
 # ---------------------------------------------------------------- plain text
 #: Any printable or control character except surrogates: TOML must escape them.
@@ -106,9 +113,7 @@ def features(
 @st.composite
 def feature_specs(draw: st.DrawFn, max_features: int = 5) -> FeatureSpec:
     """A valid FeatureSpec with unique feature names."""
-    fnames = draw(
-        st.lists(names, min_size=1, max_size=max_features, unique=True)
-    )
+    fnames = draw(st.lists(names, min_size=1, max_size=max_features, unique=True))
     feats = [draw(features(n)) for n in fnames]
     territory: dict[str, str] = {}
     if any(f.dimension == "territory" for f in feats) or draw(st.booleans()):
@@ -146,9 +151,7 @@ def mixed_code_columns(draw: st.DrawFn, codes: list[int], n: int) -> pd.Series:
     codes, for checking.
     """
     chosen = draw(st.lists(st.sampled_from(codes), min_size=n, max_size=n))
-    spelled = [
-        draw(st.sampled_from(same_code_spellings(c))) for c in chosen
-    ]
+    spelled = [draw(st.sampled_from(same_code_spellings(c))) for c in chosen]
     col = pd.Series(spelled, dtype=object)
     col.attrs["expected"] = chosen
     return col

@@ -295,7 +295,7 @@ def test_weighted_auc_pairs() -> None:
 # ---------------------------------------------------------------- bad input
 def test_constant_outcome(country: clrisk.Country) -> None:
     s = country.survey.assign(trabajo_infantil=0)
-    with pytest.raises(DataValidationError, match="'trabajo_infantil'.*constant"):
+    with pytest.raises(DataValidationError, match=r"'trabajo_infantil'.*constant"):
         clrisk.RiskModel(country.spec).fit(s, **country.fit_kwargs)
 
 
@@ -366,7 +366,7 @@ def test_lonely_psu_policies(country: clrisk.Country) -> None:
     assert np.all(
         np.diag(adjust.cov_) > np.diag(certainty.cov_)
     )  # adjust is conservative
-    with pytest.raises(DataValidationError, match="'estrato'.*single PSU.*'lonely'"):
+    with pytest.raises(DataValidationError, match=r"'estrato'.*single PSU.*'lonely'"):
         clrisk.RiskModel(country.spec, lonely_psu="fail").fit(s, **country.fit_kwargs)
 
 

@@ -1,0 +1,380 @@
+"""clrisk.predict: truth recovery, exactness, roll-ups, factors and coverage."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import expit
+from scipy.stats import spearmanr
+
+import clrisk
+from clrisk.exceptions import (
+    CoverageWarning,
+    DataValidationError,
+    InvalidParameterError,
+)
+
+
+@pytest.fixture(scope="module")
+def small() -> clrisk.Country:
+    return clrisk.make_country(
+        random_state=5, n_territories=40, n_regions=4, children_per_territory=150,
+        survey_children=4000,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small_model(small: clrisk.Country) -> clrisk.RiskModel:
+    return clrisk.RiskModel(small.spec).fit(small.survey, **small.fit_kwargs)
+
+
+@pytest.fixture(scope="module")
+def small_risk(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> clrisk.TerritoryRisk:
+    return clrisk.predict(small_model, small.census, **small.predict_kwargs, by="sex")
+
+
+# --------------------------------------------------------------------- truth
+def test_default_country_recovers_the_truth() -> None:
+    """Issue 3's bar: Spearman >= 0.9 and national count within 5% of the truth."""
+    c = clrisk.make_country(random_state=2024)
+    model = clrisk.RiskModel(c.spec).fit(c.survey, **c.fit_kwargs)
+    risk = clrisk.predict(model, c.census, **c.predict_kwargs)
+    merged = risk.table.merge(c.truth.territories, on="territory")
+    assert len(merged) == len(c.truth.territories) == 300
+    rho = spearmanr(merged["risk"], merged["true_risk"]).statistic
+    assert rho >= 0.9, rho
+    total = risk.national()["expected_count"].iloc[0]
+    assert abs(total / c.truth.territories["true_count"].sum() - 1) < 0.05
+
+
+def test_risk_equals_direct_mean_of_probabilities(
+    small: clrisk.Country,
+    small_model: clrisk.RiskModel,
+    small_risk: clrisk.TerritoryRisk,
+) -> None:
+    p = small_model.predict_proba(small.census)[:, 1]
+    direct = (
+        pd.Series(p)
+        .groupby(small.census["municipio"].to_numpy())
+        .agg(["mean", "sum", "size"])
+    )
+    table = small_risk.table.set_index("territory").loc[direct.index]
+    np.testing.assert_allclose(table["risk"], 100 * direct["mean"], rtol=1e-12)
+    np.testing.assert_allclose(table["expected_count"], direct["sum"], rtol=1e-12)
+    np.testing.assert_array_equal(table["n_children"], direct["size"])
+
+
+def test_delta_method_se_matches_numerical_gradient(
+    small: clrisk.Country,
+    small_model: clrisk.RiskModel,
+    small_risk: clrisk.TerritoryRisk,
+) -> None:
+    from clrisk.features import design_matrix, encode
+
+    coded = encode(small.spec, small.census, source="census", territory="municipio",
+                   indicators=small_model.indicator_table())  # fmt: skip
+    X = design_matrix(coded)
+    terr = small.census["municipio"].to_numpy()
+    target = small_risk.table["territory"].iloc[3]
+    rows = terr == target
+    beta = small_model.params_
+    grad = np.array(
+        [
+            (expit(X[rows] @ (beta + e)).mean() - expit(X[rows] @ (beta - e)).mean())
+            / 2e-6
+            for e in np.eye(len(beta)) * 1e-6
+        ]
+    )
+    se = 100 * np.sqrt(grad @ small_model.cov_ @ grad)
+    got = small_risk.table.set_index("territory").loc[target, "risk_se"]
+    assert got == pytest.approx(se, rel=1e-5)
+
+
+# ----------------------------------------------------------------- exactness
+def _assert_same(a: clrisk.TerritoryRisk, b: clrisk.TerritoryRisk) -> None:
+    num = a.table.select_dtypes("number").columns
+    np.testing.assert_allclose(a.table[num], b.table[num], rtol=1e-12, atol=1e-12)
+    assert a.table["territory"].tolist() == b.table["territory"].tolist()
+    assert a.table["level"].tolist() == b.table["level"].tolist()
+    np.testing.assert_allclose(a.stats.sums, b.stats.sums, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(a.factors.gaps, b.factors.gaps, rtol=1e-10, atol=1e-12)
+    assert a.factors.counterfactual is not None and b.factors.counterfactual is not None
+    np.testing.assert_allclose(a.factors.counterfactual, b.factors.counterfactual,
+                               rtol=1e-12, atol=1e-12)  # fmt: skip
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    chunk=st.integers(200, 5000),
+    seed=st.integers(0, 2**32 - 1),
+    n_pieces=st.integers(1, 5),
+)
+def test_chunking_order_and_pieces_do_not_change_results(
+    small: clrisk.Country,
+    small_model: clrisk.RiskModel,
+    small_risk: clrisk.TerritoryRisk,
+    chunk: int,
+    seed: int,
+    n_pieces: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    census = small.census.iloc[rng.permutation(len(small.census))]
+    cuts = np.sort(rng.integers(0, len(census), n_pieces - 1))
+    pieces = [
+        census.iloc[a:b]
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(census)], strict=True)
+    ]
+    other = clrisk.predict(
+        small_model, pieces, **small.predict_kwargs, by="sex", chunk_size=chunk
+    )
+    _assert_same(small_risk, other)
+
+
+@given(chunk=st.integers(1, 7))
+def test_tiny_chunks(
+    small: clrisk.Country, small_model: clrisk.RiskModel, chunk: int
+) -> None:
+    part = small.census.iloc[:150]
+    # 150 rows cover only a few territories: the coverage warning is expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CoverageWarning)
+        whole = clrisk.predict(small_model, part, **small.predict_kwargs, by="sex")
+        other = clrisk.predict(
+            small_model, part, **small.predict_kwargs, by="sex", chunk_size=chunk
+        )
+    _assert_same(whole, other)
+
+
+def test_generator_of_pieces_without_counterfactual(
+    small: clrisk.Country,
+    small_model: clrisk.RiskModel,
+    small_risk: clrisk.TerritoryRisk,
+) -> None:
+    gen = (small.census.iloc[i : i + 1000] for i in range(0, len(small.census), 1000))
+    risk = clrisk.predict(small_model, gen, **small.predict_kwargs, by="sex")
+    assert risk.factors.counterfactual is None
+    np.testing.assert_allclose(risk.table["risk"], small_risk.table["risk"], rtol=1e-12)
+    gen = (small.census.iloc[i : i + 1000] for i in range(0, len(small.census), 1000))
+    with pytest.raises(InvalidParameterError, match="second pass"):
+        clrisk.predict(small_model, gen, **small.predict_kwargs, counterfactual=True)
+
+
+# ------------------------------------------------------------------ roll-ups
+def test_rollups_and_breakdowns_add_up(small_risk: clrisk.TerritoryRisk) -> None:
+    t = small_risk.table
+    nat = small_risk.national().iloc[0]
+    assert t["expected_count"].sum() == pytest.approx(nat["expected_count"], rel=1e-12)
+    assert t["n_children"].sum() == nat["n_children"]
+    reg = small_risk.rollup().set_index("region")
+    by_region = t.groupby("region")[["expected_count", "n_children"]].sum()
+    np.testing.assert_allclose(
+        reg.loc[by_region.index, "expected_count"],
+        by_region["expected_count"],
+        rtol=1e-12,
+    )
+    assert reg["expected_count"].sum() == pytest.approx(
+        nat["expected_count"], rel=1e-12
+    )
+    cells = small_risk.breakdown("territory")
+    summed = cells.groupby("territory")["expected_count"].sum()
+    np.testing.assert_allclose(
+        summed.loc[t["territory"]], t["expected_count"], rtol=1e-12
+    )
+    sexes = small_risk.breakdown("national")
+    assert set(sexes["sex"]) == {"male", "female"}
+    assert sexes["expected_count"].sum() == pytest.approx(
+        nat["expected_count"], rel=1e-12
+    )
+    regsex = small_risk.breakdown("region")
+    assert regsex["n_children"].sum() == nat["n_children"]
+    # the interval is around the estimate and inside (0, 100)
+    assert ((t["risk_low"] < t["risk"]) & (t["risk"] < t["risk_high"])).all()
+    assert nat["risk_high"] - nat["risk_low"] < (t["risk_high"] - t["risk_low"]).max()
+
+
+def test_weighted_frame(small: clrisk.Country, small_model: clrisk.RiskModel) -> None:
+    """Frame weights (an intercensal sample): duplicating rows = weight 2."""
+    census = small.census.assign(
+        w=np.where(np.arange(len(small.census)) % 2 == 0, 2.0, 1.0)
+    )
+    weighted = clrisk.predict(small_model, census, **small.predict_kwargs, weight="w")
+    doubled = pd.concat([small.census, small.census.iloc[::2]], ignore_index=True)
+    plain = clrisk.predict(small_model, doubled, **small.predict_kwargs)
+    cols = ["weighted_children", "expected_count", "risk", "risk_low", "risk_high"]
+    np.testing.assert_allclose(weighted.table[cols], plain.table[cols], rtol=1e-10)
+
+
+# ------------------------------------------------------------------- factors
+def test_gaps_sum_to_mean_linear_predictor_gap(
+    small: clrisk.Country,
+    small_model: clrisk.RiskModel,
+    small_risk: clrisk.TerritoryRisk,
+) -> None:
+    f = small_risk.factors
+    eta = small_model.decision_function(small.census)
+    direct = pd.Series(eta).groupby(small.census["municipio"].to_numpy()).mean()
+    np.testing.assert_allclose(
+        f.mean_eta.loc[direct.index], direct, rtol=1e-10, atol=1e-10
+    )
+    assert f.national_eta == pytest.approx(eta.mean(), abs=1e-10)
+    resid = f.gaps.sum(axis=1) - (f.mean_eta - f.national_eta)
+    assert np.abs(resid).max() < 1e-10
+    np.testing.assert_allclose(f.shares.sum(axis=1), 100.0)
+    np.testing.assert_allclose(
+        f.by_policy_area.sum(axis=1), f.gaps.sum(axis=1), atol=1e-12
+    )
+
+
+def test_gaps_do_not_depend_on_the_reference_level(
+    small: clrisk.Country, small_risk: clrisk.TerritoryRisk
+) -> None:
+    feats = [
+        clrisk.Feature(**{**f.__dict__, "reference": f.levels[-1]})
+        if f.kind != "numeric"
+        else f
+        for f in small.spec.features
+    ]
+    spec2 = clrisk.FeatureSpec(feats, territory=small.spec.territory)
+    model2 = clrisk.RiskModel(spec2).fit(small.survey, **small.fit_kwargs)
+    risk2 = clrisk.predict(model2, small.census, **small.predict_kwargs)
+    np.testing.assert_allclose(risk2.factors.gaps, small_risk.factors.gaps, atol=1e-7)
+    assert not np.allclose(risk2.factors.composition, small_risk.factors.composition)
+
+
+def test_counterfactual_matches_direct_computation(
+    small: clrisk.Country,
+    small_model: clrisk.RiskModel,
+    small_risk: clrisk.TerritoryRisk,
+) -> None:
+    f = small_risk.factors
+    assert f.counterfactual is not None
+    eta = small_model.decision_function(small.census)
+    terr = small.census["municipio"].to_numpy()
+    t = f.gaps.index[7]
+    for feature in ("attends_school", "agri_share"):
+        rows = terr == t
+        direct = 100 * expit(eta[rows] - f.gaps.loc[t, feature]).mean()
+        assert f.counterfactual.loc[t, feature] == pytest.approx(direct, rel=1e-12)
+
+
+def test_lead_policy_area_is_the_largest_positive_area(
+    small_risk: clrisk.TerritoryRisk,
+) -> None:
+    f = small_risk.factors
+    for t, row in f.by_policy_area.iterrows():
+        lead = small_risk.table.set_index("territory").loc[t, "lead_policy_area"]
+        if row.max() > 0:
+            assert lead == row.idxmax()
+        else:
+            assert pd.isna(lead)
+    long = f.long(small_risk.table.set_index("territory")["risk"])
+    assert set(long["direction"]) <= {"risk", "protective"}
+    assert len(long) == f.gaps.size
+    top = f.top(f.gaps.index[0])
+    assert (top.loc[top["direction"] == "risk", "gap"] > 0).all()
+
+
+# -------------------------------------------------------------------- levels
+def test_levels_and_reclassification(small_risk: clrisk.TerritoryRisk) -> None:
+    assert set(small_risk.table["level"]) <= {"low", "medium", "high"}
+    hi = small_risk.table.loc[small_risk.table["level"] == "high", "risk"].min()
+    lo = small_risk.table.loc[small_risk.table["level"] == "low", "risk"].max()
+    assert hi > lo
+    per_region = small_risk.classify("quantile", scope="region")
+    assert per_region.levels.scope == "region"
+    assert set(per_region.levels.breaks["group"]) == set(small_risk.table["region"])
+    fixed = small_risk.classify("fixed", thresholds=[5.0, 10.0])
+    expect = np.where(
+        fixed.table["risk"] <= 5,
+        "low",
+        np.where(fixed.table["risk"] <= 10, "medium", "high"),
+    )
+    assert fixed.table["level"].tolist() == expect.tolist()
+
+
+# ------------------------------------------------------------ coverage/input
+def test_territory_without_rows_is_reported(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    gone = small.census["municipio"].iloc[0]
+    census = small.census[small.census["municipio"] != gone]
+    with pytest.warns(CoverageWarning, match="1 territories of the indicator table"):
+        risk = clrisk.predict(small_model, census, **small.predict_kwargs)
+    row = risk.table.set_index("territory").loc[gone]
+    assert (
+        row["n_children"] == 0 and row["expected_count"] == 0 and np.isnan(row["risk"])
+    )
+    assert row["level"] == "no data"
+    assert len(risk.table) == len(small.indicators)
+    assert any("no rows in the frame" in n for n in risk.quality.notes)
+    plan = clrisk.prioritise(risk, top=5)
+    assert gone not in set(plan.selection["territory"])
+
+
+def test_unknown_territory_is_an_error_or_reported(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    census = small.census.copy()
+    census.loc[census.index[:3], "municipio"] = "99999"
+    with pytest.raises(
+        DataValidationError, match=r"'municipio'.*'99999' \(3 rows\).*leading zeros"
+    ):
+        clrisk.predict(small_model, census, **small.predict_kwargs)
+    risk = clrisk.predict(
+        small_model, census, **small.predict_kwargs, on_invalid="drop"
+    )
+    q = risk.quality
+    assert (
+        q.rows_read == len(census) and q.rows_used == len(census) - 3 and q.reconciles
+    )
+    assert risk.table["n_children"].sum() == len(census) - 3
+
+
+def test_numeric_territory_codes_lose_leading_zeros(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    census = small.census.assign(municipio=small.census["municipio"].astype(int))
+    with pytest.raises(DataValidationError, match="leading zeros"):
+        clrisk.predict(small_model, census, **small.predict_kwargs)
+
+
+def test_region_conflict_and_bad_parameters(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    census = small.census.copy()
+    census.loc[census.index[0], "departamento"] = "zz"
+    with pytest.raises(DataValidationError, match="more than one region"):
+        clrisk.predict(small_model, census, **small.predict_kwargs)
+    with pytest.raises(InvalidParameterError, match="chunk_size"):
+        clrisk.predict(small_model, small.census, **small.predict_kwargs, chunk_size=0)
+    with pytest.raises(clrisk.SchemaError, match="Missing: 'nope'"):
+        clrisk.predict(small_model, small.census, **small.predict_kwargs, by="nope")
+    with pytest.raises(InvalidParameterError, match="fitted"):
+        clrisk.predict(clrisk.RiskModel(small.spec), small.census)
+
+
+def test_prioritise_on_territory_risk(small_risk: clrisk.TerritoryRisk) -> None:
+    plan = clrisk.prioritise(small_risk, coverage=0.5)
+    assert plan.covered_share >= 0.5
+    ranked = small_risk.table.sort_values(
+        ["expected_count", "territory"], ascending=[False, True]
+    )
+    assert (
+        plan.ranking["territory"].tolist()[: len(plan.selection)]
+        == ranked["territory"].tolist()[: len(plan.selection)]
+    )
+
+
+def test_no_warnings_on_clean_run(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clrisk.predict(small_model, small.census, **small.predict_kwargs)
