@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.special import logit
-from sklearn.metrics import roc_auc_score
 
 from clrisk.solver import fit_binary, loglik
 
@@ -54,21 +53,40 @@ class Diagnostics:
         )
 
 
-def weighted_auc(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
-    """Weighted AUC: P(p_i > p_j) over weighted (positive, negative) pairs."""
-    return float(roc_auc_score(y, p, sample_weight=w))
+def weighted_auc(
+    y: np.ndarray, p: np.ndarray, w: np.ndarray, order: np.ndarray | None = None
+) -> float:
+    """Weighted AUC: P(p_i > p_j) over weighted (positive, negative) pairs.
+
+    Ties in `p` count one half. `order` (an argsort of `p`) may be passed to
+    save the sort.
+    """
+    order = np.argsort(p, kind="stable") if order is None else order
+    ps, ys, ws = p[order], y[order] > 0, w[order]
+    starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])  # tie groups
+    pos = np.add.reduceat(np.where(ys, ws, 0.0), starts)
+    neg = np.add.reduceat(np.where(ys, 0.0, ws), starts)
+    below = np.cumsum(neg) - neg  # negative weight strictly below each group
+    total = pos.sum() * neg.sum()
+    return float(np.dot(pos, below + 0.5 * neg) / total) if total > 0 else np.nan
 
 
 def calibration_table(
-    y: np.ndarray, p: np.ndarray, w: np.ndarray, n_bins: int = 10
+    y: np.ndarray,
+    p: np.ndarray,
+    w: np.ndarray,
+    n_bins: int = 10,
+    order: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Observed vs predicted rates in weighted quantile bins of `p`.
+
+    `order` (an argsort of `p`) may be passed to save the sort.
 
     Returns
     -------
     DataFrame of shape (n_bins, 5)
     """
-    order = np.argsort(p, kind="stable")
+    order = np.argsort(p, kind="stable") if order is None else order
     cum = np.cumsum(w[order])
     edges = cum[-1] * np.arange(1, n_bins) / n_bins
     bins = np.empty(len(p), dtype=np.int64)
@@ -91,7 +109,8 @@ def calibration_slope(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
     """Slope of a weighted logit of `y` on logit(`p`) (1 means well calibrated)."""
     lp = logit(np.clip(p, 1e-12, 1 - 1e-12))
     X = np.column_stack([np.ones_like(lp), lp])
-    return float(fit_binary(X, y.astype(float), w).beta[1])
+    # (0, 1) is the answer for in-sample logit fits with an intercept: start there
+    return float(fit_binary(X, y.astype(float), w, beta0=np.array([0.0, 1.0])).beta[1])
 
 
 def diagnose(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> Diagnostics:
@@ -99,10 +118,11 @@ def diagnose(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> Diagnostics:
     ybar = float(np.dot(w, y) / w.sum())
     ll = loglik(y, p, w)
     ll0 = loglik(y, np.full_like(p, ybar), w)
+    order = np.argsort(p, kind="stable")
     return Diagnostics(
-        auc=weighted_auc(y, p, w),
+        auc=weighted_auc(y, p, w, order),
         brier=float(np.dot(w, (y - p) ** 2) / w.sum()),
         pseudo_r2=1.0 - ll / ll0,
         calibration_slope=calibration_slope(y, p, w),
-        calibration=calibration_table(y, p, w),
+        calibration=calibration_table(y, p, w, order=order),
     )

@@ -275,24 +275,47 @@ def encode(
     )
 
 
-def design_matrix(coded: CodedFrame) -> np.ndarray:
+def design_matrix(coded: CodedFrame, *, block: int = 8192) -> np.ndarray:
     """The model matrix: intercept, then ``spec.columns`` in order.
+
+    Parameters
+    ----------
+    coded : CodedFrame
+    block : int, default 8192
+        Rows filled at a time, so that each block stays in cache (filling the
+        row-major matrix column by column is several times slower).
 
     Returns
     -------
     ndarray of shape (n_rows, 1 + len(spec.columns)), float64
     """
     spec = coded.spec
-    cols = [np.ones(coded.n)]
     cat_pos = {f.name: j for j, f in enumerate(spec.categorical)}
     num_pos = {f.name: q for q, f in enumerate(spec.numeric + spec.territory_features)}
+    # per feature: (first column, source position, non-reference level codes)
+    layout: list[tuple[int, int, np.ndarray | None]] = []
+    col = 1
     for feat in spec.features:
         if feat.kind == "numeric":
-            cols.append(coded.numerics[:, num_pos[feat.name]])
+            layout.append((col, num_pos[feat.name], None))
+            col += 1
             continue
-        c = coded.codes[:, cat_pos[feat.name]]
-        cols += [c == k for k in range(len(feat.levels)) if k != feat.reference_index]
-    return np.column_stack(cols).astype(np.float64, copy=False)
+        keep = [k for k in range(len(feat.levels)) if k != feat.reference_index]
+        layout.append((col, cat_pos[feat.name], np.asarray(keep, dtype=np.int16)))
+        col += len(keep)
+    X = np.empty((coded.n, col), dtype=np.float64)
+    for start in range(0, coded.n, block):
+        rows = slice(start, start + block)
+        part = X[rows]
+        part[:, 0] = 1.0
+        for first, pos, keep in layout:
+            if keep is None:
+                part[:, first] = coded.numerics[rows, pos]
+            else:
+                part[:, first : first + len(keep)] = (
+                    coded.codes[rows, pos, None] == keep[None, :]
+                )
+    return X
 
 
 # --------------------------------------------------------------------- private

@@ -58,40 +58,55 @@ class Design:
 
 
 def design_meat(
-    scores: np.ndarray,
+    X: np.ndarray,
+    resid: np.ndarray,
     strata: np.ndarray | None,
     psu: np.ndarray | None,
     *,
     lonely_psu: str = "adjust",
     strata_name: str = "strata",
 ) -> tuple[np.ndarray, Design]:
-    """The design variance ``M`` of the total of `scores`.
+    """The design variance ``M`` of the total of the scores ``U_i = resid_i X_i``.
 
     Parameters
     ----------
-    scores : ndarray of shape (n_rows, n_params)
-        Weighted score contributions U_i.
+    X : ndarray of shape (n_rows, n_params)
+        Model matrix.
+    resid : ndarray of shape (n_rows,)
+        Weighted score residuals, so that ``U_i = resid_i * X[i]``.
     strata, psu : ndarray of shape (n_rows,), optional
         Stratum and PSU labels (any hashable values).
     lonely_psu : {"adjust", "certainty", "fail"}
+    strata_name : str
+        Column named in errors and warnings.
 
     Returns
     -------
     M : ndarray of shape (n_params, n_params)
     design : Design
+
+    Notes
+    -----
+    With PSUs, the PSU totals are one sparse-times-dense product, without
+    forming the ``n_rows x n_params`` score matrix.
     """
-    n = scores.shape[0]
+    n = X.shape[0]
     kind = "design" if (strata is not None or psu is not None) else "robust"
-    s_codes = np.zeros(n, dtype=np.int64) if strata is None else pd.factorize(strata)[0]
-    s_labels = None if strata is None else pd.factorize(strata)[1]
+    if strata is None:
+        s_codes, s_labels = np.zeros(n, dtype=np.int64), None
+    else:
+        s_codes, s_labels = pd.factorize(strata)
     if psu is None:
         p_codes = np.arange(n)
-    else:
-        p_codes = pd.MultiIndex.from_arrays([s_codes, psu]).factorize()[0]
+    else:  # PSUs nested in strata: one code per (stratum, PSU) pair
+        raw = pd.factorize(psu)[0].astype(np.int64)
+        p_codes = pd.factorize(s_codes * (int(raw.max()) + 1 if n else 1) + raw)[0]
     n_psu = int(p_codes.max()) + 1 if n else 0
-    # PSU totals z (n_psu x k) with a sparse indicator product
-    ind = sp.csr_matrix((np.ones(n), (p_codes, np.arange(n))), shape=(n_psu, n))
-    z = np.asarray(ind @ scores)
+    if psu is None:  # each row its own PSU
+        z = X * resid[:, None]
+    else:  # PSU totals of the scores: (PSU indicator scaled by resid) @ X
+        ind = sp.csr_matrix((resid, (p_codes, np.arange(n))), shape=(n_psu, n))
+        z = np.asarray(ind @ X)
     psu_stratum = np.empty(n_psu, dtype=np.int64)
     psu_stratum[p_codes] = s_codes
     n_strata = int(s_codes.max()) + 1 if n else 0
