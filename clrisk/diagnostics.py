@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ class Diagnostics:
     brier: float
     pseudo_r2: float
     calibration_slope: float
-    calibration: pd.DataFrame
+    calibration: pd.DataFrame = field(repr=False)
 
     def summary(self) -> str:
         """A short text summary."""

@@ -28,7 +28,7 @@ import pandas as pd
 __all__ = ["FactorWeights", "decompose"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FactorWeights:
     """Per-territory decomposition of risk into factors.
 
@@ -64,6 +64,14 @@ class FactorWeights:
     national_eta: float
     counterfactual: pd.DataFrame | None
     policy_areas: dict[str, str]
+
+    def __repr__(self) -> str:
+        n_t, n_f = self.gaps.shape
+        return (
+            f"FactorWeights({n_t} territories x {n_f} features, "
+            f"{self.by_policy_area.shape[1]} policy areas, counterfactual="
+            f"{'yes' if self.counterfactual is not None else 'no'})"
+        )
 
     def long(self, risk: pd.Series | None = None) -> pd.DataFrame:
         """One row per territory x feature, sorted by territory then |gap|.

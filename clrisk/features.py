@@ -25,7 +25,7 @@ Policy = Literal["error", "drop"]
 POLICIES: tuple[str, ...] = ("error", "drop")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CodedFrame:
     """A table coded by a specification.
 
@@ -57,6 +57,12 @@ class CodedFrame:
     weight: np.ndarray | None
     rows: np.ndarray
     quality: DataQuality
+
+    def __repr__(self) -> str:
+        return (
+            f"CodedFrame({self.n:,} rows, {self.codes.shape[1]} categorical, "
+            f"{self.numerics.shape[1]} numeric, {len(self.territories)} territories)"
+        )
 
     @property
     def n(self) -> int:

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -109,9 +109,9 @@ class Levels:
         Label of each level, lowest first.
     """
 
-    codes: IntArray
-    labels: npt.NDArray[np.object_]
-    breaks: pd.DataFrame
+    codes: IntArray = field(repr=False)
+    labels: npt.NDArray[np.object_] = field(repr=False)
+    breaks: pd.DataFrame = field(repr=False)
     method: str
     k: int
     scope: str

@@ -19,7 +19,7 @@ over rows. It is the one function a faster backend replaces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -221,8 +221,8 @@ class TerritoryStats:
     layout : StatsLayout
     """
 
-    keys: pd.DataFrame
-    sums: np.ndarray
+    keys: pd.DataFrame = field(repr=False)
+    sums: np.ndarray = field(repr=False)
     layout: StatsLayout
 
     def __add__(self, other: TerritoryStats) -> TerritoryStats:

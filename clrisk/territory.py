@@ -124,7 +124,8 @@ class TerritoryRisk:
     ----------
     table : DataFrame of shape (n_territories, n_columns)
         One row per territory, sorted by code: ``territory``, ``region`` (when
-        given), the :data:`ESTIMATE_COLUMNS`, ``level``, ``lead_policy_area``.
+        given), the :data:`ESTIMATE_COLUMNS`, ``level``, ``lead_policy_area``
+        (missing where no policy area raises the risk above the national level).
         Territories expected (e.g. in the indicator table) but without rows in
         the frame have ``n_children`` 0, missing risk and level ``"no data"``.
     stats : TerritoryStats
@@ -270,6 +271,9 @@ class TerritoryRisk:
         top = self.table.sort_values(
             ["expected_count", "territory"], ascending=[False, True]
         ).head(n)[cols]
+        # no policy area pushes the risk above the national level there
+        none = "- (none above national)"
+        top["lead_policy_area"] = top["lead_policy_area"].fillna(none)
         return "\n".join(lines) + top.to_string(
             index=False,
             formatters={"expected_count": "{:,.0f}".format, "risk": "{:.2f}%".format},
