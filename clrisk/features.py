@@ -145,6 +145,8 @@ def encode(
     n = len(table)
     bad: dict[str, np.ndarray] = {}  # reason -> boolean mask of rejected rows
 
+    examples_of: dict[str, list[str]] = {}  # first examples of each reason
+
     def reject(
         mask: np.ndarray,
         reason: str,
@@ -165,6 +167,8 @@ def encode(
                 where=where,
             )
         bad[reason] = bad.get(reason, np.zeros(n, bool)) | mask
+        if reason not in examples_of:
+            examples_of[reason] = [str(e) for e in examples[:5]]
 
     codes = np.empty((n, len(spec.categorical)), dtype=np.int16, order="F")
     for j, feat in enumerate(spec.categorical):
@@ -264,6 +268,9 @@ def encode(
         keep &= ~mask
     rejected = _attribute_rejections(bad, n)
     quality = DataQuality(n, int(keep.sum()), rejected)
+    for reason, examples in examples_of.items():
+        quality.notes.append(f"rejected ({reason}) in {where}, e.g. "
+                             f"{', '.join(examples)}")  # fmt: skip
     rows = np.flatnonzero(keep)
     if keep.all():
         return CodedFrame(
@@ -346,6 +353,12 @@ def _check_columns(
             "of the specification needs.",
             expected=need,
             received=have,
+        )
+    dup = sorted({c for c in need if have.count(c) > 1})
+    if dup:
+        raise SchemaError(
+            f"{where[0].upper() + where[1:]} has several columns named {dup}; "
+            "rename or drop the copies so that each is read from one column."
         )
     if spec.territory_features and territory is None:
         raise InvalidParameterError(
@@ -434,7 +447,8 @@ def _join_indicators(
         )
     table = indicator_values(spec, indicators)
     pos = table.index.get_indexer(pd.Index(territories, dtype=object))
-    row_pos = pos[terr_index]
+    # terr_index is -1 for a missing code (and every code may be missing)
+    row_pos = np.where(terr_index >= 0, np.r_[pos, -1][terr_index], -1)
     absent = (row_pos < 0) & ~missing_territory
     if absent.any():
         counts = pd.Series(territories[terr_index[absent]]).value_counts().head(5)
@@ -451,7 +465,12 @@ def _join_indicators(
             f"'5001'), or pass on_invalid='drop' to reject those rows.{hint}",
         )
     values = table.to_numpy(dtype=np.float64)
-    numerics[:, first:] = np.where(absent[:, None], 0.0, values[np.maximum(row_pos, 0)])
+    if len(values) == 0:  # an empty indicator table: every row was rejected above
+        numerics[:, first:] = 0.0
+        return
+    numerics[:, first:] = np.where(
+        (row_pos < 0)[:, None], 0.0, values[np.maximum(row_pos, 0)]
+    )
 
 
 def indicator_values(spec: FeatureSpec, indicators: pd.DataFrame) -> pd.DataFrame:

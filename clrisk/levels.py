@@ -178,7 +178,9 @@ def classify(
         group_index = np.zeros(x.shape[0], dtype=np.int64)
         group_names = ["national"]
     else:
-        group_index, group_names = _check_groups(groups, x.shape[0], caller=caller)
+        group_index, group_names = _check_groups(
+            groups, x.shape[0], caller=caller, has_data=~np.isnan(x)
+        )
 
     codes = np.full(x.shape[0], -1, dtype=np.int64)
     has_data = ~np.isnan(x)
@@ -366,16 +368,18 @@ def _check_labels(
 
 
 def _check_groups(
-    groups: npt.ArrayLike, n: int, *, caller: str
+    groups: npt.ArrayLike, n: int, *, caller: str, has_data: npt.NDArray[np.bool_]
 ) -> tuple[IntArray, list[str]]:
-    """Group index of each value (0..G-1) and group names, groups sorted."""
+    """Group index of each value (0..G-1, -1 for a missing group of a value
+    without data) and group names, groups sorted."""
     g = np.asarray(groups, dtype=object)
     if g.ndim != 1 or g.shape[0] != n:
         raise InvalidParameterError(
             f"The 'groups' parameter of {caller} must be 1-D with one region "
             f"label per value ({n}); got shape {g.shape}."
         )
-    missing = np.flatnonzero(pd.isna(g))
+    # a territory without data (NaN value) needs no group: it gets no level
+    missing = np.flatnonzero(pd.isna(g) & has_data)
     if missing.size:
         raise InvalidParameterError(
             f"The 'groups' parameter of {caller} must not contain missing "

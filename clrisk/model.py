@@ -103,6 +103,23 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     n_obs_ : int
     sum_weights_ : float
 
+    Notes
+    -----
+    The outcome, when named as a column (``outcome="..."``), must be coded 0/1
+    (or boolean) with 1 = child labour; other codes (e.g. 1 = yes, 2 = no) are
+    refused rather than guessed. With ``y`` as an array, scikit-learn's
+    convention applies: the larger of the two labels is the positive class.
+
+    The covariance is the sandwich ``A⁻¹ M A⁻¹`` with ``M`` the design
+    variance of the score totals and ``A`` the *expected* information (equal
+    to the observed one for the logit; for the probit this is the choice of R's
+    ``survey::svyglm``, while Stata and statsmodels' HC0 use the observed
+    Hessian, which differs by a few per cent). Confidence intervals and
+    p-values use the normal distribution; ``design_.df`` gives the design
+    degrees of freedom for users who prefer Student's t with few PSUs.
+    ``n_iter_`` counts Newton steps, some of which reuse the previous
+    information matrix (see :func:`clrisk.solver.fit_binary`).
+
     Examples
     --------
     >>> import clrisk
@@ -209,7 +226,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         )
         rows = coded.rows
         yv, classes = self._outcome(table, y, outcome, rows)
-        w = self._weights(coded, sample_weight, len(table))
+        w = self._weights(coded, sample_weight, len(table), weight)
         if len(np.unique(yv[w > 0])) < 2:
             raise DataValidationError(
                 column=self.outcome_name_,
@@ -235,12 +252,17 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             max_iter=self.max_iter,
             tol=self.tol,  # type: ignore[arg-type]
         )
-        extreme = np.abs(yv - fit.p) < 1e-10  # |eta| > ~23 on the observed side
+        # |eta| > ~23 on the observed side, among rows that count (weight > 0)
+        extreme = (np.abs(yv - fit.p) < 1e-10) & (w > 0)
         if extreme.any():
             raise SeparationError(
-                column=", ".join(terms[1:][:5]),
+                column=", ".join(
+                    _with_source_column(t, spec, source)
+                    for t in _diverging_terms(Xm, w, fit.beta, terms)
+                ),
                 problem="the outcome is (quasi-)perfectly predicted for some rows, so "
-                "the coefficients diverge",
+                "the coefficients diverge (the columns named have the largest "
+                "standardised coefficients)",
                 n_bad=int(extreme.sum()),
                 examples=[f"row {r}" for r in rows[np.flatnonzero(extreme)][:5]],
                 fix="Merge sparse levels or drop the feature that separates the "
@@ -391,7 +413,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         DataFrame of shape (n_terms - 1, 7)
             ``term``, ``ame``, ``se``, ``z``, ``p_value``, ``ci_low``, ``ci_high``.
         """
-        coded = self._encode_for_prediction(X, weight=weight, **kwargs)
+        coded = self._encode_for_prediction(
+            X, weight=weight, default_weight=True, **kwargs
+        )
         Xm = design_matrix(coded)
         w = coded.weight if coded.weight is not None else np.ones(coded.n)
         w = w / w.sum()
@@ -550,14 +574,15 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         territory: str | None = None,
         indicators: pd.DataFrame | None = None,
         weight: str | None = None,
+        default_weight: bool = False,
     ) -> CodedFrame:
         self._check_fitted()
         table, spec, inferred, _ = self._as_table(X, fitting=False)
         if source is None:
             source = _INFERRED_SOURCE if inferred else spec.detect_source(table.columns)
         territory = territory or spec.territory.get(source)
-        if weight is None and source == self.source_:
-            weight = getattr(self, "weight_name_", None)
+        if default_weight and weight is None and source == self.source_:
+            weight = getattr(self, "weight_name_", None)  # averages over the survey
         return encode(
             spec,
             table,
@@ -598,7 +623,13 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ) -> tuple[np.ndarray, np.ndarray]:
         name = "y"
         if isinstance(outcome, OutcomeRule):
-            raw = pd.Series(outcome.apply(table))
+            # only the rows kept by the feature coding (on_invalid="drop")
+            if len(rows) == len(table):
+                raw = pd.Series(outcome.apply(table))
+            else:
+                full = np.full(len(table), np.nan)
+                full[rows] = outcome.apply(table.iloc[rows])
+                raw = pd.Series(full)
             name = outcome.name
         elif outcome is not None:
             if outcome not in table.columns:
@@ -646,19 +677,30 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             )
         classes = np.unique(values.to_numpy())
         if len(classes) > 2:
-            raise InvalidParameterError(
-                f"Only binary classification is supported. The outcome '{name}' has "
-                f"{len(classes)} classes: {list(classes[:5])}."
-            )
-        if len(classes) > 2:
             raise DataValidationError(
                 column=name,
-                problem=f"{len(classes)} distinct outcome values; a "
-                "binary outcome has 2",
+                problem="Only binary classification is supported. The type of the "
+                f"target is multiclass ({len(classes)} distinct values: "
+                f"{', '.join(map(str, classes[:5].tolist()))})",
                 n_bad=len(values),
-                examples=classes[:5],
+                examples=[f"row {r}" for r in rows[:5]],
                 fix="Code the outcome as 0/1 or give an OutcomeRule.",
             )
+        if outcome is not None and not isinstance(outcome, OutcomeRule):
+            # A survey column must say which value is child labour: 0/1 or bool.
+            # Codes such as 1 = yes / 2 = no would otherwise invert the model.
+            ok = values.isin([0, 1]).to_numpy()
+            if not ok.all():
+                raise DataValidationError(
+                    column=name,
+                    problem="outcome values other than 0/1 "
+                    f"({', '.join(map(str, classes[:5].tolist()))}), so which one "
+                    "means child labour is ambiguous",
+                    n_bad=int((~ok).sum()),
+                    examples=[f"row {r}" for r in rows[~ok][:5]],
+                    fix="Recode the column to 1 = child labour, 0 = not (e.g. "
+                    "survey code 2 = no -> 0), or give an OutcomeRule.",
+                )
         if len(classes) < 2:
             raise DataValidationError(
                 column=name,
@@ -670,7 +712,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             )
         return (values.to_numpy() == classes[1]).astype(np.float64), classes
 
-    def _weights(self, coded: CodedFrame, sample_weight: Any, n: int) -> np.ndarray:
+    def _weights(
+        self, coded: CodedFrame, sample_weight: Any, n: int, name: str | None
+    ) -> np.ndarray:
         if sample_weight is not None:
             sw = np.asarray(sample_weight, dtype=float)
             if sw.shape != (n,):
@@ -694,7 +738,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             w = np.ones(coded.n)
         if not w.sum() > 0:
             raise DataValidationError(
-                column="weight",
+                column=name or "sample_weight",
                 problem="the weights sum to zero",
                 n_bad=len(w),
                 fix="Give positive expansion factors.",
@@ -783,6 +827,26 @@ def _check_levels(
                     fix="Merge that level with a similar one in the specification, or "
                     "drop the feature.",
                 )
+
+
+def _diverging_terms(
+    X: np.ndarray, w: np.ndarray, beta: np.ndarray, terms: list[str], k: int = 3
+) -> list[str]:
+    """The `k` terms with the largest |coefficient| x weighted SD of the column."""
+    mean = np.average(X[:, 1:], axis=0, weights=w)
+    sd = np.sqrt(np.average((X[:, 1:] - mean) ** 2, axis=0, weights=w))
+    size = np.abs(beta[1:]) * sd
+    return [terms[1 + i] for i in np.argsort(-size, kind="stable")[:k]]
+
+
+def _with_source_column(term: str, spec: FeatureSpec, source: str) -> str:
+    """``term`` followed by the data column it comes from, when known."""
+    name = term.split("[", 1)[0]
+    try:
+        column = spec.feature(name).source(source).column
+    except ClriskError:  # a term of an inferred spec, or no such source
+        return term
+    return term if column == name else f"{term} (column '{column}')"
 
 
 def _check_rank(X: np.ndarray, w: np.ndarray, terms: list[str]) -> None:

@@ -578,6 +578,9 @@ def _check_quota(
             received=[str(c) for c in table.columns],
         )
     regions = table["region"]
+    # territories without data are never selected: their region is not needed
+    no_data = table["expected_count"].isna() | table["risk"].isna()
+    regions = regions.where(~(regions.isna() & no_data), "(no data)")
     rows = np.flatnonzero(regions.isna().to_numpy())
     if rows.size:
         raise DataValidationError(

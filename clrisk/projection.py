@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["predict"]
 
+_MAX_GROUPS = 10_000  # combinations of breakdown values
+
 
 def predict(
     model: RiskModel,
@@ -197,9 +199,19 @@ def predict(
 
     w = cells.sums[:, 1:2]
     xs = cells.sums[:, view.layout.x]
+    weightless = list(cells.keys["territory"][w[:, 0] <= 0])
+    if weightless:
+        note = (
+            f"{len(weightless)} territories have rows but a total weight of 0 (e.g. "
+            f"{weightless[:5]}); they are reported with no risk."
+        )
+        quality.notes.append(note)
+        warnings.warn(note, CoverageWarning, stacklevel=2)
     feats = [f.name for f in spec.features]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xbar_t = xs / w
     factors = decompose(
-        xbar_t=xs / w,
+        xbar_t=xbar_t,
         xbar=xs.sum(axis=0) / w.sum(),
         beta_x=view.scorer.beta_x,
         intercept=view.scorer.intercept,
@@ -274,7 +286,6 @@ def _cells(
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Cell index of each coded row and the keys of all cells."""
     assert coded.territory is not None
-    T = len(coded.territories)
     if not by:
         return coded.territory, pd.DataFrame({"territory": coded.territories})
     cat_pos = {f.name: j for j, f in enumerate(spec.categorical)}
@@ -289,14 +300,27 @@ def _cells(
             labels.append([*u, "missing"])
     sizes = [len(lab) for lab in labels]
     G = int(np.prod(sizes))
+    if G > _MAX_GROUPS:
+        raise InvalidParameterError(
+            f"by={by} has {G:,} combinations of values (more than {_MAX_GROUPS:,}); "
+            "breakdowns are for a few groups such as sex or population group, not "
+            "for identifiers."
+        )
     g = np.zeros(coded.n, dtype=np.int64)
     for c, size in zip(codes, sizes, strict=True):
         g = g * size + c
-    grid = np.indices(sizes).reshape(len(sizes), -1)
-    keys = {"territory": np.repeat(coded.territories, G)}
-    for b, lab, idx in zip(by, labels, grid, strict=True):
-        keys[b] = np.tile(np.asarray(lab, dtype=object)[idx], T)
-    return coded.territory * G + g, pd.DataFrame(keys)
+    # only the (territory, group) cells that occur: memory follows the rows
+    cell, combos = pd.factorize(coded.territory.astype(np.int64) * G + g, sort=True)
+    combos = np.asarray(combos, dtype=np.int64)
+    keys = {"territory": coded.territories[combos // G]}
+    rest = combos % G
+    digits = []
+    for size in reversed(sizes):
+        digits.append(rest % size)
+        rest = rest // size
+    for b, lab, idx in zip(by, labels, reversed(digits), strict=True):
+        keys[b] = np.asarray(lab, dtype=object)[idx]
+    return cell.astype(np.int64), pd.DataFrame(keys)
 
 
 def _region_pairs(coded: CodedFrame, chunk: pd.DataFrame, region: str) -> pd.DataFrame:
@@ -357,6 +381,15 @@ def _expected_territories(
             f"{len(empty)} territories of the indicator table have no rows in the "
             f"frame (e.g. {empty[:5]}); they are reported with n_children 0 "
             "and no risk."
+        )
+        quality.notes.append(note)
+        warnings.warn(note, CoverageWarning, stacklevel=3)
+    extra = sorted(set(observed) - set(listed))
+    if extra:  # possible when the model uses no territory indicator
+        note = (
+            f"{len(extra)} territories of the frame are not in the indicator table "
+            f"(e.g. {extra[:5]}); they are scored, but check their codes (leading "
+            "zeros, text vs number)."
         )
         quality.notes.append(note)
         warnings.warn(note, CoverageWarning, stacklevel=3)

@@ -42,13 +42,14 @@ class DataQuality:
         return self.rows_read == self.rows_used + self.rows_rejected
 
     def __add__(self, other: DataQuality) -> DataQuality:
+        seen = {_key(n) for n in self.notes}
         merged = Counter(self.rejected)
         merged.update(other.rejected)
         return DataQuality(
             self.rows_read + other.rows_read,
             self.rows_used + other.rows_used,
             dict(sorted(merged.items())),
-            self.notes + [n for n in other.notes if n not in self.notes],
+            self.notes + [n for n in other.notes if _key(n) not in seen],
         )
 
     def summary(self) -> str:
@@ -57,3 +58,8 @@ class DataQuality:
         lines += [f"rejected ({reason}): {n:,}" for reason, n in self.rejected.items()]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def _key(note: str) -> str:
+    """Notes with the same text before ", e.g." say the same thing: keep one."""
+    return note.split(", e.g.", 1)[0]

@@ -455,3 +455,60 @@ def test_sklearn_estimator_checks() -> None:
 
 #: Checks that do not apply to a risk model, and why.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+
+
+# ------------------------------------------------ regressions from the review
+def test_outcome_coded_one_two_is_refused(country: clrisk.Country) -> None:
+    """Survey codes 1 = yes / 2 = no would silently invert the model."""
+    s = country.survey
+    coded = s.assign(trabajo_infantil=np.where(s["trabajo_infantil"] == 1, 1, 2))
+    with pytest.raises(
+        DataValidationError, match=r"'trabajo_infantil'.*other than 0/1"
+    ):
+        clrisk.RiskModel(country.spec).fit(coded, **country.fit_kwargs)
+    as_bool = s.assign(trabajo_infantil=s["trabajo_infantil"].astype(bool))
+    model = clrisk.RiskModel(country.spec).fit(as_bool, **country.fit_kwargs)
+    assert model.params_[0] < 0  # child labour is the minority class
+
+
+def test_separation_by_a_numeric_feature_names_its_column(
+    country: clrisk.Country,
+) -> None:
+    s = country.survey.copy()
+    s["trabajo_infantil"] = (s["tot_pers"] > s["tot_pers"].quantile(0.8)).astype(int)
+    with pytest.raises(SeparationError, match=r"household_size \(column 'tot_pers'\)"):
+        clrisk.RiskModel(country.spec).fit(s, **country.fit_kwargs)
+
+
+def test_zero_weight_rows_do_not_count_for_separation(
+    country: clrisk.Country, fitted: clrisk.RiskModel
+) -> None:
+    s = country.survey.copy()
+    s.loc[s.index[:3], "fexp"] = 0.0
+    s.loc[s.index[:3], "tot_pers"] = 500  # would be perfectly predicted
+    model = clrisk.RiskModel(country.spec).fit(s, **country.fit_kwargs)
+    assert model.converged_
+
+
+def test_zero_weight_sum_names_the_weight_column(country: clrisk.Country) -> None:
+    s = country.survey.assign(fexp=0.0)
+    with pytest.raises(DataValidationError, match=r"'fexp'.*sum to zero"):
+        clrisk.RiskModel(country.spec).fit(s, **country.fit_kwargs)
+
+
+def test_outcome_rule_only_sees_rows_kept(country: clrisk.Country) -> None:
+    s = country.survey.copy()
+    s.loc[s.index[:4], "sexo"] = np.nan  # dropped by on_invalid="drop"
+    s.loc[s.index[:4], "horas_trab"] = np.nan  # the rule cannot judge them
+    kwargs = {**country.fit_kwargs, "outcome": country.outcome_rule}
+    model = clrisk.RiskModel(country.spec, on_invalid="drop").fit(s, **kwargs)
+    assert model.quality_.rows_used == len(s) - 4
+
+
+def test_predict_proba_does_not_need_the_weight_column(
+    country: clrisk.Country, fitted: clrisk.RiskModel
+) -> None:
+    full = fitted.predict_proba(country.survey)
+    np.testing.assert_array_equal(
+        fitted.predict_proba(country.survey.drop(columns="fexp")), full
+    )

@@ -765,6 +765,17 @@ def test_cumulative_columns_match_a_direct_recomputation(
         )
 
 
+def test_curve_when_nothing_is_expected() -> None:
+    """All expected counts zero (found by Hypothesis in CI): shares are NaN."""
+    table = pd.DataFrame({
+        "territory": [f"{i:05d}" for i in range(20)], "region": "north",
+        "n_children": 1, "expected_count": 0.0, "risk": 0.0,
+    })  # fmt: skip
+    curve = prioritise(table, top=0).curve
+    assert curve["share_children"].iloc[[0, -1]].tolist() == [0.0, 1.0]
+    assert curve["share_expected"].isna().all()
+
+
 @given(problems())
 def test_curve_runs_from_zero_to_one(
     problem: tuple[pd.DataFrame, dict[str, Any]],
@@ -773,13 +784,21 @@ def test_curve_runs_from_zero_to_one(
     curve = run(table, **kwargs)[0].curve
     n_data = int((table["expected_count"].notna() & table["risk"].notna()).sum())
     assert curve["k"].tolist() == list(range(n_data + 1))
-    assert curve.iloc[0].tolist() == [0, 0.0, 0.0, 0.0]
+    first = curve.iloc[0]
+    assert first[["k", "share_territories", "share_children"]].tolist() == [0, 0, 0]
+    # shares of a zero total are undefined (NaN), never a made-up number
+    if np.isnan(first["share_expected"]):
+        assert curve["share_expected"].isna().all()
+        data = table["expected_count"].notna() & table["risk"].notna()
+        assert table.loc[data, "expected_count"].sum() == 0
+    else:
+        assert first["share_expected"] == 0.0
     assert curve["share_territories"].iloc[-1] == 1.0
     assert curve["share_children"].iloc[-1] == 1.0
     assert curve["share_children"].is_monotonic_increasing
     if curve["share_expected"].notna().all():  # NaN only when the total is 0
         assert curve["share_expected"].iloc[-1] == 1.0
         assert curve["share_expected"].is_monotonic_increasing
-    if kwargs["by"] == "expected_count":
+    if kwargs["by"] == "expected_count" and curve["share_expected"].notna().all():
         # The default ranking gives the highest possible curve: concave.
         assert (np.diff(curve["share_expected"].to_numpy(), 2) <= 1e-12).all()

@@ -17,6 +17,7 @@ from clrisk.exceptions import (
     CoverageWarning,
     DataValidationError,
     InvalidParameterError,
+    SchemaError,
 )
 
 
@@ -378,3 +379,89 @@ def test_no_warnings_on_clean_run(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clrisk.predict(small_model, small.census, **small.predict_kwargs)
+
+
+# ------------------------------------------------ regressions from the review
+def test_empty_territory_with_region_scope_and_quotas(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    gone = small.census["municipio"].iloc[0]
+    census = small.census[small.census["municipio"] != gone]
+    with pytest.warns(CoverageWarning, match="no rows"):
+        risk = clrisk.predict(
+            small_model, census, **small.predict_kwargs, level_scope="region"
+        )
+    row = risk.table.set_index("territory").loc[gone]
+    assert row["level"] == "no data" and row["n_children"] == 0
+    assert pd.isna(row["region"])
+    assert (risk.table["level"] != "no data").sum() == len(risk.table) - 1
+    plan = clrisk.prioritise(risk, top=5, max_per_region=2)
+    assert gone not in set(plan.selection["territory"])
+    assert plan.selection["region"].value_counts().max() <= 2
+
+
+def test_frame_codes_missing_from_the_indicator_table_are_reported(
+    small: clrisk.Country,
+) -> None:
+    spec = clrisk.FeatureSpec(
+        [f for f in small.spec.features if f.dimension != "territory"],
+        territory=small.spec.territory,
+    )
+    model = clrisk.RiskModel(spec).fit(small.survey, **small.fit_kwargs)
+    census = small.census.copy()
+    census.loc[census.index[:5], "municipio"] = "99999"
+    with pytest.warns(CoverageWarning, match=r"not in the indicator table.*99999"):
+        risk = clrisk.predict(
+            model, census, **small.predict_kwargs, indicators=small.indicators
+        )
+    assert "99999" in set(risk.table["territory"])
+    assert any("99999" in note for note in risk.quality.notes)
+
+
+def test_dropped_codes_are_named_in_the_quality_record(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    census = small.census.copy()
+    census.loc[census.index[:5], "municipio"] = "99999"
+    risk = clrisk.predict(
+        small_model, census, **small.predict_kwargs, on_invalid="drop"
+    )
+    assert risk.quality.reconciles and risk.quality.rows_rejected == 5
+    assert any("'99999' (5 rows)" in note for note in risk.quality.notes)
+
+
+def test_every_territory_code_missing_is_a_clear_error(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    census = small.census.assign(municipio=np.nan)
+    with pytest.raises(DataValidationError, match="no row of the frame"):
+        clrisk.predict(small_model, census, **small.predict_kwargs, on_invalid="drop")
+
+
+def test_duplicate_columns_are_a_schema_error(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    census = pd.concat([small.census, small.census[["p_sexo"]]], axis=1)
+    with pytest.raises(SchemaError, match=r"several columns named \['p_sexo'\]"):
+        clrisk.predict(small_model, census, **small.predict_kwargs)
+
+
+def test_territory_with_zero_weight_is_reported(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    census = small.census.assign(w=1.0)
+    first = census["municipio"].iloc[0]
+    census.loc[census["municipio"] == first, "w"] = 0.0
+    with pytest.warns(CoverageWarning, match="total weight of 0"):
+        risk = clrisk.predict(small_model, census, **small.predict_kwargs, weight="w")
+    assert pd.isna(risk.table.set_index("territory").loc[first, "risk"])
+
+
+def test_breakdown_by_an_identifier_is_refused(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    pieces = [small.census.assign(child_id=np.arange(k * 8000, k * 8000 + len(
+        small.census)).astype(str)) for k in range(2)]  # fmt: skip
+    census = pd.concat(pieces, ignore_index=True)
+    with pytest.raises(InvalidParameterError, match="not for identifiers"):
+        clrisk.predict(small_model, census, **small.predict_kwargs, by="child_id")
