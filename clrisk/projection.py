@@ -25,7 +25,7 @@ from clrisk.exceptions import (
 from clrisk.factors import FactorWeights, decompose
 from clrisk.features import CodedFrame, encode, to_text_codes
 from clrisk.quality import DataQuality
-from clrisk.scoring import TerritoryStats, accumulate, shifted_risk
+from clrisk.scoring import KERNELS, TerritoryStats, accumulate, shifted_risk
 from clrisk.spec import INDICATORS, FeatureSpec
 from clrisk.territory import ModelView, TerritoryRisk, classify_risk
 
@@ -55,6 +55,7 @@ def predict(
     on_invalid: str = "error",
     chunk_size: int = 250_000,
     alpha: float = 0.05,
+    kernel: str = "auto",
 ) -> TerritoryRisk:
     """Score every child of `frame` and aggregate by territory in one pass.
 
@@ -97,6 +98,9 @@ def predict(
         Rows scored at a time (bounds the working memory).
     alpha : float, default 0.05
         Intervals are (1 − alpha) delta-method intervals.
+    kernel : {"auto", "compiled", "numpy"}, default "auto"
+        The scoring kernel: compiled with numba (``clrisk[fast]``), the plain
+        numpy reference, or the compiled one when available. Same results.
 
     Returns
     -------
@@ -112,6 +116,11 @@ def predict(
             "clrisk.predict needs a RiskModel built with a FeatureSpec."
         )
     _check_positive_int(chunk_size, "chunk_size")
+    if kernel not in KERNELS:
+        raise InvalidParameterError(
+            f"The 'kernel' parameter of predict must be one of {KERNELS}; got "
+            f"{kernel!r}."
+        )
     if not 0 < alpha < 1:
         raise InvalidParameterError(
             f"The 'alpha' parameter of predict must be in (0, 1); got {alpha!r}."
@@ -165,6 +174,7 @@ def predict(
             len(keys),
             coded.weight,
             view.layout,
+            kernel=kernel,
         )
         used = sums[:, 0] > 0
         parts.append(
