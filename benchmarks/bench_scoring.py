@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -116,15 +117,16 @@ def naive(frame: dict[str, np.ndarray], scorer: Scorer) -> np.ndarray:
                 "cat",
                 OneHotEncoder(categories=[list(range(L)) for L in sizes], drop="first"),
                 cat,
-            ),  # fmt: skip
+            ),
             ("num", "passthrough", num),
         ]
     )
     X = enc.fit_transform(df)  # fitting the encoder = learning the known codes
     lr = LogisticRegression()
     lr.classes_ = np.array([0, 1])
-    lr.coef_ = np.r_[np.concatenate([lut[1:] for lut in scorer.luts]),
-                     scorer.beta_numeric][None, :]  # fmt: skip
+    lr.coef_ = np.r_[
+        np.concatenate([lut[1:] for lut in scorer.luts]), scorer.beta_numeric
+    ][None, :]
     lr.intercept_ = np.array([scorer.intercept])
     df["p"] = lr.predict_proba(X)[:, 1]
     out = df.groupby("territory")["p"].agg(["size", "sum"])
@@ -148,18 +150,25 @@ def cold_start() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         for name in ("compile_s", "cached_s"):
-            done = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                  capture_output=True, text=True)  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-c", code],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             out[name] = float(done.stdout.strip())
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+",
-                        default=[1_000_000, 10_000_000, 50_000_000])  # fmt: skip
-    parser.add_argument("--naive-sizes", type=int, nargs="+",
-                        default=[1_000_000, 10_000_000])  # fmt: skip
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000, 50_000_000]
+    )
+    parser.add_argument(
+        "--naive-sizes", type=int, nargs="+", default=[1_000_000, 10_000_000]
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
@@ -173,7 +182,7 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),  # fmt: skip
+        ).stdout.strip(),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "numba_threads": kernel.numba.get_num_threads(),
@@ -193,39 +202,58 @@ def main() -> None:
         scorer = make_scorer(frame["sizes"])
         layout = StatsLayout(tuple(int(s) for s in frame["sizes"]), N_NUM)
         row_bytes = frame["codes"].itemsize * N_CAT + 8 * N_NUM + 4
-        call = (scorer, frame["codes"], frame["numerics"], frame["cell"], N_TERR,
-                None, layout)  # fmt: skip
-        kernel.accumulate_compiled(*[a[:1000] if isinstance(a, np.ndarray) else a
-                                     for a in call])  # fmt: skip
+        call = (
+            scorer,
+            frame["codes"],
+            frame["numerics"],
+            frame["cell"],
+            N_TERR,
+            None,
+            layout,
+        )
+        kernel.accumulate_compiled(
+            *[a[:1000] if isinstance(a, np.ndarray) else a for a in call]
+        )
         run: dict[str, object] = {"rows": n, "bytes_per_row": row_bytes}
         naive_s = None
         if n in args.naive_sizes:
             res = naive(frame, scorer)
             naive_s = naive.seconds  # type: ignore[attr-defined]
-            run["naive"] = {"seconds": naive_s, "rows_per_s": n / naive_s,
-                            "checksum": checksum(res)}  # fmt: skip
+            run["naive"] = {
+                "seconds": naive_s,
+                "rows_per_s": n / naive_s,
+                "checksum": checksum(res),
+            }
             print(f"{n:>11,} naive pipeline        {n / naive_s / 1e6:8.2f} M rows/s")
         if n <= 10_000_000:
-            t, out = best_of(lambda: accumulate_reference(*call), 1)
-            run["numpy_reference"] = {"seconds": t, "rows_per_s": n / t,
-                                      "checksum": checksum(out[:, 2])}  # fmt: skip
+            t, out = best_of(partial(accumulate_reference, *call), 1)
+            run["numpy_reference"] = {
+                "seconds": t,
+                "rows_per_s": n / t,
+                "checksum": checksum(out[:, 2]),
+            }
             print(f"{n:>11,} numpy reference       {n / t / 1e6:8.2f} M rows/s")
         for name, blocks in variants.items():
             t, out = best_of(
-                lambda b=blocks: kernel.accumulate_compiled(*call, blocks=b),
+                partial(kernel.accumulate_compiled, *call, blocks=blocks),
                 args.repeats,
             )
-            entry = {"seconds": t, "rows_per_s": n / t,
-                     "share_of_bandwidth": n / t * row_bytes / bw,
-                     "checksum": checksum(out[:, 2])}  # fmt: skip
+            entry = {
+                "seconds": t,
+                "rows_per_s": n / t,
+                "share_of_bandwidth": n / t * row_bytes / bw,
+                "checksum": checksum(out[:, 2]),
+            }
             if naive_s is not None:
                 entry["ratio_to_naive"] = naive_s / t
             run[name] = entry
             ratio = f"  {naive_s / t:7.0f}x naive" if naive_s else ""
-            print(f"{n:>11,} compiled {name:22s} {n / t / 1e6:8.1f} M rows/s  "
-                  f"{100 * entry['share_of_bandwidth']:5.1f}% of bandwidth{ratio}")  # fmt: skip
+            print(
+                f"{n:>11,} compiled {name:22s} {n / t / 1e6:8.1f} M rows/s  "
+                f"{100 * entry['share_of_bandwidth']:5.1f}% of bandwidth{ratio}"
+            )
         record["runs"].append(run)  # type: ignore[union-attr]
-        del frame, call
+        frame = call = None  # free the frame before the next size
     if not args.no_save:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         with RESULTS.open("a", encoding="utf-8") as fh:

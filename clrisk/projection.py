@@ -9,8 +9,8 @@ risks of the factor decomposition.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from clrisk.features import CodedFrame, encode, to_text_codes
 from clrisk.quality import DataQuality
 from clrisk.scoring import KERNELS, TerritoryStats, accumulate, shifted_risk
 from clrisk.spec import INDICATORS, FeatureSpec
+from clrisk.stream import FrameSource, is_file_source, open_frame
 from clrisk.territory import ModelView, TerritoryRisk, classify_risk
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def predict(
     chunk_size: int = 250_000,
     alpha: float = 0.05,
     kernel: str = "auto",
+    progress: Callable[[int], None] | None = None,
 ) -> TerritoryRisk:
     """Score every child of `frame` and aggregate by territory in one pass.
 
@@ -63,9 +65,13 @@ def predict(
     ----------
     model : RiskModel
         A fitted, specification-driven model.
-    frame : DataFrame or iterable of DataFrame
-        The projection frame (census, registry), whole or in pieces; pieces
-        give results identical to the whole.
+    frame : DataFrame, iterable of DataFrame, path, pyarrow or Dask dataset
+        The projection frame (census, registry): in memory, whole or in pieces;
+        a Parquet, Arrow IPC/Feather or CSV file (or a folder of Parquet files,
+        or a ``pyarrow.dataset.Dataset``), read in batches of `chunk_size` rows
+        with only the columns needed; or a ``dask.dataframe.DataFrame``, whose
+        partitions are scored where they live and whose statistics are added.
+        All give results identical to the whole frame in memory.
     territory : str, optional
         Territory-code column (default: the spec's, for the frame's source).
     weight : str, optional
@@ -90,7 +96,8 @@ def predict(
         Risk thresholds (%) for ``levels="fixed"``.
     counterfactual : bool, optional
         Compute counterfactual risks (a second pass). Default: when the frame
-        is in memory (a DataFrame, list or tuple).
+        is in memory (a DataFrame, list or tuple); for a file, True reads it a
+        second time; not available for iterators and Dask frames.
     on_invalid : {"error", "drop"}
         Rows with missing values, unknown codes or unknown territories: raise,
         or reject them and count them in ``quality``.
@@ -101,6 +108,8 @@ def predict(
     kernel : {"auto", "compiled", "numpy"}, default "auto"
         The scoring kernel: compiled with numba (``clrisk[fast]``), the plain
         numpy reference, or the compiled one when available. Same results.
+    progress : callable, optional
+        Called with the number of rows done after each batch.
 
     Returns
     -------
@@ -129,64 +138,66 @@ def predict(
     spec = view.spec
     by_list = [by] if isinstance(by, str) else list(by or [])
     in_memory = isinstance(frame, pd.DataFrame | list | tuple)
+    from_file = is_file_source(frame)
     if counterfactual is None:
         counterfactual = in_memory
-    elif counterfactual and not in_memory:
+    elif counterfactual and not (in_memory or from_file):
         raise InvalidParameterError(
             "counterfactual=True needs a second pass over the frame: pass it as a "
-            "DataFrame or a list of pieces, or set counterfactual=False."
+            "DataFrame, a list of pieces or a file, or set counterfactual=False."
         )
     ind_table = indicators if indicators is not None else model.indicator_table()
 
-    parts: list[TerritoryStats] = []
-    cached: list[CodedFrame] = []
-    pairs: list[pd.DataFrame] = []
-    quality = DataQuality()
-    for offset, chunk in _pieces(frame, chunk_size):
-        if source is None:
-            source = spec.detect_source(chunk.columns, prefer=spec.frame_source)
-        terr_col = territory or spec.territory.get(source)
-        if terr_col is None:
-            raise InvalidParameterError(
-                "Pass territory=<column of the frame holding the territory code>."
+    # the pieces of the frame, and where each comes from (for messages)
+    file_src = None
+    if from_file:
+        file_src = open_frame(frame)
+        try:
+            source = source or spec.detect_source(
+                file_src.columns, prefer=spec.frame_source
             )
-        _check_extra_columns(chunk, by_list, region, spec)
-        coded = encode(
-            spec,
-            chunk,
-            source=source,
-            territory=terr_col,
-            indicators=ind_table,
-            weight=weight,
-            on_invalid=on_invalid,
-            where=f"the {source} frame",
-            row_offset=offset,
-        )
-        quality = quality + coded.quality
-        if coded.n == 0:
-            continue
-        cell, keys = _cells(coded, chunk, by_list, spec)
-        sums = accumulate(
-            view.scorer,
-            coded.codes,
-            coded.numerics,
-            cell,
-            len(keys),
-            coded.weight,
-            view.layout,
-            kernel=kernel,
-        )
-        used = sums[:, 0] > 0
-        parts.append(
-            TerritoryStats(keys[used].reset_index(drop=True), sums[used], view.layout)
-        )
-        if region is not None:
-            pairs.append(_region_pairs(coded, chunk, region))
+        except SchemaError as exc:
+            raise SchemaError(f"The frame file '{file_src.name}': {exc}") from None
+    elif _is_dask(frame):
+        source = source or spec.detect_source(list(frame.columns),
+                                              prefer=spec.frame_source)  # fmt: skip
+    terr_col = territory
+    if source is not None:
+        terr_col = territory or spec.territory.get(source)
+
+    pass_ = _Pass(view, spec, source, terr_col, ind_table, weight, on_invalid,
+                  by_list, region, kernel)  # fmt: skip
+    if _is_dask(frame):
         if counterfactual:
-            cached.append(coded)
+            raise InvalidParameterError(
+                "counterfactual=True is not available for a Dask frame (it needs a "
+                "second pass); set counterfactual=False."
+            )
+        parts, pairs, quality = _dask_pass(frame, pass_, chunk_size)
+        cached: list[CodedFrame] = []
+    else:
+        parts, pairs, quality = [], [], DataQuality()
+        cached = []
+        pieces = (
+            _file_pieces(file_src, pass_, chunk_size) if file_src is not None
+            else _pieces(frame, chunk_size)
+        )  # fmt: skip
+        done = 0
+        for offset, chunk, where in pieces:
+            stats_i, pairs_i, coded = pass_.run(chunk, offset, where)
+            quality = quality + coded.quality
+            if stats_i is not None:
+                parts.append(stats_i)
+            if pairs_i is not None:
+                pairs.append(pairs_i)
+            if counterfactual and in_memory and coded.n:
+                cached.append(coded)
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
     if not parts:
         raise DataValidationError(
-            column=territory or "territory",
+            column=pass_.territory or territory or "territory",
             problem="no row of the frame could be scored",
             n_bad=quality.rows_read,
             fix="Check the frame and the rejected rows: "
@@ -231,7 +242,13 @@ def predict(
         territories=list(cells.keys["territory"]),
     )
     if counterfactual:
-        factors = _with_counterfactual(factors, view, cached, cells)
+        coded_frames: Iterable[CodedFrame] = cached
+        if file_src is not None:  # a second pass over the file, in batches
+            coded_frames = (
+                pass_.encode(chunk, offset, where)
+                for offset, chunk, where in _file_pieces(file_src, pass_, chunk_size)
+            )
+        factors = _with_counterfactual(factors, view, coded_frames, cells)
     table["lead_policy_area"] = table["territory"].map(factors.lead_policy_area)
     lv = classify_risk(table, regions, levels, n_levels, level_scope, thresholds)
     table.insert(table.columns.get_loc("lead_policy_area"), "level", lv.labels)
@@ -248,6 +265,145 @@ def predict(
 
 
 # --------------------------------------------------------------------- private
+@dataclass
+class _Pass:
+    """The per-piece work: code, assign cells, accumulate (picklable for Dask)."""
+
+    view: ModelView
+    spec: FeatureSpec
+    source: str | None
+    territory: str | None
+    indicators: pd.DataFrame | None
+    weight: str | None
+    on_invalid: str
+    by: list[str]
+    region: str | None
+    kernel: str
+
+    def encode(self, chunk: pd.DataFrame, offset: int, where: str) -> CodedFrame:
+        if self.source is None:  # in-memory pieces: detected on the first one
+            self.source = self.spec.detect_source(
+                chunk.columns, prefer=self.spec.frame_source
+            )
+        self.territory = self.territory or self.spec.territory.get(self.source)
+        if self.territory is None:
+            raise InvalidParameterError(
+                "Pass territory=<column of the frame holding the territory code>."
+            )
+        _check_extra_columns(chunk, self.by, self.region, self.spec)
+        return encode(
+            self.spec,
+            chunk,
+            source=self.source,
+            territory=self.territory,
+            indicators=self.indicators,
+            weight=self.weight,
+            on_invalid=self.on_invalid,
+            where=where or f"the {self.source} frame",
+            row_offset=offset,
+        )
+
+    def run(
+        self, chunk: pd.DataFrame, offset: int, where: str
+    ) -> tuple[TerritoryStats | None, pd.DataFrame | None, CodedFrame]:
+        """Statistics and (territory, region) pairs of one piece."""
+        coded = self.encode(chunk, offset, where)
+        if coded.n == 0:
+            return None, None, coded
+        cell, keys = _cells(coded, chunk, self.by, self.spec)
+        sums = accumulate(
+            self.view.scorer,
+            coded.codes,
+            coded.numerics,
+            cell,
+            len(keys),
+            coded.weight,
+            self.view.layout,
+            kernel=self.kernel,
+        )
+        used = sums[:, 0] > 0
+        stats = TerritoryStats(
+            keys[used].reset_index(drop=True), sums[used], self.view.layout
+        )
+        pairs = _region_pairs(coded, chunk, self.region) if self.region else None
+        return stats, pairs, coded
+
+    def columns(self) -> list[str]:
+        """The frame columns this pass reads."""
+        assert self.source is not None
+        names = {f.name for f in self.spec.features}
+        need = self.spec.required_columns(self.source)
+        extra = [self.territory, self.weight, self.region]
+        extra += [b for b in self.by if b not in names]
+        return need + [c for c in dict.fromkeys(extra) if c and c not in need]
+
+    def text_columns(self) -> list[str]:
+        """Columns holding codes, read as text where a format leaves it open."""
+        assert self.source is not None
+        codes = [f.source(self.source).column for f in self.spec.categorical
+                 if f.dimension != "territory"]  # fmt: skip
+        extra = [self.territory, self.region, *self.by]
+        return [c for c in dict.fromkeys([*codes, *extra]) if c]
+
+
+def _file_pieces(
+    src: FrameSource | None, pass_: _Pass, chunk_size: int
+) -> Iterator[tuple[int, pd.DataFrame, str]]:
+    """Batches of a file with the columns the pass needs, and where each is."""
+    assert src is not None
+    columns = pass_.columns()
+    missing = [c for c in columns if c not in set(src.columns)]
+    if missing:
+        raise SchemaError(
+            f"The frame file '{src.name}' lacks columns the model needs.",
+            expected=columns,
+            received=src.columns,
+        )
+    for offset, chunk in src.batches(columns, chunk_size, pass_.text_columns()):
+        where = f"'{src.name}' (rows {offset:,}-{offset + len(chunk) - 1:,})"
+        yield offset, chunk, where
+
+
+def _is_dask(frame: Any) -> bool:
+    return type(frame).__module__.startswith("dask") and hasattr(frame, "to_delayed")
+
+
+def _partition_pass(
+    pass_: _Pass, part: pd.DataFrame, index: int, chunk_size: int
+) -> tuple[TerritoryStats | None, pd.DataFrame | None, DataQuality]:
+    """One Dask partition: its statistics added up, its pairs, its rows."""
+    stats, pairs, quality = [], [], DataQuality()
+    for offset, chunk, _ in _pieces(part, chunk_size):
+        s, p, coded = pass_.run(chunk, offset, f"partition {index} of the frame")
+        quality = quality + coded.quality
+        if s is not None:
+            stats.append(s)
+        if p is not None:
+            pairs.append(p)
+    total = TerritoryStats.combine(stats) if stats else None
+    both = pd.concat(pairs, ignore_index=True).drop_duplicates() if pairs else None
+    return total, both, quality
+
+
+def _dask_pass(
+    frame: Any, pass_: _Pass, chunk_size: int
+) -> tuple[list[TerritoryStats], list[pd.DataFrame], DataQuality]:
+    """Map the pass over the partitions (where they live) and gather the sums."""
+    import dask
+
+    tasks = [
+        dask.delayed(_partition_pass)(pass_, part, i, chunk_size)
+        for i, part in enumerate(frame.to_delayed())
+    ]
+    results = dask.compute(*tasks)
+    quality = DataQuality()
+    for _, _, q in results:
+        quality = quality + q
+    parts = [s for s, _, _ in results if s is not None]
+    pairs = [p for _, p, _ in results if p is not None]
+    return parts, pairs, quality
+
+
 def _check_positive_int(value: Any, name: str) -> None:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
         raise InvalidParameterError(
@@ -257,8 +413,8 @@ def _check_positive_int(value: Any, name: str) -> None:
 
 def _pieces(
     frame: pd.DataFrame | Iterable[pd.DataFrame], chunk_size: int
-) -> Iterator[tuple[int, pd.DataFrame]]:
-    """(row offset, table) pieces of at most `chunk_size` rows."""
+) -> Iterator[tuple[int, pd.DataFrame, str]]:
+    """(row offset, table, where) pieces of at most `chunk_size` rows."""
     tables = [frame] if isinstance(frame, pd.DataFrame) else frame
     offset = 0
     for i, table in enumerate(tables):
@@ -268,7 +424,7 @@ def _pieces(
                 "pandas DataFrame."
             )
         for start in range(0, max(len(table), 1), chunk_size):
-            yield offset + start, table.iloc[start : start + chunk_size]
+            yield offset + start, table.iloc[start : start + chunk_size], ""
         offset += len(table)
 
 
@@ -409,13 +565,15 @@ def _expected_territories(
 def _with_counterfactual(
     factors: FactorWeights,
     view: ModelView,
-    cached: list[CodedFrame],
+    cached: Iterable[CodedFrame],
     cells: TerritoryStats,
 ) -> FactorWeights:
     names = pd.Index(cells.keys["territory"], dtype=object)
     shifts = factors.gaps.to_numpy()
     total = np.zeros_like(shifts)
     for coded in cached:
+        if coded.n == 0:
+            continue
         assert coded.territory is not None
         glob = names.get_indexer(pd.Index(coded.territories, dtype=object))
         cell = glob[coded.territory]

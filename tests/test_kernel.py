@@ -38,7 +38,9 @@ def problems(draw: st.DrawFn) -> tuple:
     scale = draw(st.sampled_from([0.1, 1.0, 8.0]))  # 8: probabilities near 0 and 1
     luts = tuple(rng.normal(0, scale, L) for L in sizes)
     link = draw(st.sampled_from(["logit", "probit"]))
-    scorer = Scorer(float(rng.normal(0, scale)), luts, rng.normal(0, scale, n_num), link)
+    scorer = Scorer(
+        float(rng.normal(0, scale)), luts, rng.normal(0, scale, n_num), link
+    )
     return scorer, codes, numerics, cell, n_cells, weight, StatsLayout(sizes, n_num)
 
 
@@ -72,28 +74,50 @@ def test_partial_blocks(problem: tuple, do_x: bool, do_g: bool) -> None:
 
 def test_dispatch_and_bad_kernel_name() -> None:
     scorer = Scorer(0.5, (np.array([0.0, 1.0]),), np.zeros(0), "logit")
-    args = (scorer, np.array([[0], [1]], np.int16), np.zeros((2, 0)),
-            np.array([0, 0]), 1, None, StatsLayout((2,), 0))  # fmt: skip
-    np.testing.assert_allclose(accumulate(*args, kernel="compiled"),
-                               accumulate(*args, kernel="numpy"), rtol=1e-15)  # fmt: skip
+    args = (
+        scorer,
+        np.array([[0], [1]], np.int16),
+        np.zeros((2, 0)),
+        np.array([0, 0]),
+        1,
+        None,
+        StatsLayout((2,), 0),
+    )
+    np.testing.assert_allclose(
+        accumulate(*args, kernel="compiled"),
+        accumulate(*args, kernel="numpy"),
+        rtol=1e-15,
+    )
     with pytest.raises(InvalidParameterError, match="'kernel'"):
         accumulate(*args, kernel="gpu")
 
 
 @pytest.fixture(scope="module")
 def country() -> clrisk.Country:
-    return clrisk.make_country(random_state=8, n_territories=50, n_regions=5,
-                               children_per_territory=300, survey_children=5000)  # fmt: skip
+    return clrisk.make_country(
+        random_state=8,
+        n_territories=50,
+        n_regions=5,
+        children_per_territory=300,
+        survey_children=5000,
+    )
 
 
 @settings(max_examples=10, deadline=None)
 @given(chunk=st.integers(500, 20_000))
 def test_predict_same_with_either_kernel(country: clrisk.Country, chunk: int) -> None:
     model = _model(country)
-    a = clrisk.predict(model, country.census, **country.predict_kwargs, by="sex",
-                       kernel="numpy")  # fmt: skip
-    b = clrisk.predict(model, country.census, **country.predict_kwargs, by="sex",
-                       kernel="compiled", chunk_size=chunk)  # fmt: skip
+    a = clrisk.predict(
+        model, country.census, **country.predict_kwargs, by="sex", kernel="numpy"
+    )
+    b = clrisk.predict(
+        model,
+        country.census,
+        **country.predict_kwargs,
+        by="sex",
+        kernel="compiled",
+        chunk_size=chunk,
+    )
     num = a.table.select_dtypes("number").columns
     np.testing.assert_allclose(a.table[num], b.table[num], rtol=1e-12, atol=1e-12)
     assert a.table["level"].tolist() == b.table["level"].tolist()

@@ -1,0 +1,285 @@
+"""Reading a projection frame from a file in batches, in bounded memory.
+
+:func:`open_frame` turns a path (Parquet, Arrow IPC / Feather, CSV) or a
+``pyarrow.dataset.Dataset`` into a :class:`FrameSource`: its column names, and
+an iterator of ``(row offset, pandas DataFrame)`` batches holding only the
+columns asked for. Memory is bounded by the batch size, not the file size:
+
+- Parquet is read row group by row group with ``pre_buffer=False`` (pyarrow
+  otherwise buffers whole column chunks of the file ahead);
+- Arrow IPC files are memory-mapped and read one record batch at a time;
+- CSV is read with pandas in chunks; code columns are read as text, so
+  territory codes keep their leading zeros.
+
+A file that cannot be read — truncated, corrupt, or a batch whose column type
+differs from the rest — raises :class:`~clrisk.exceptions.DataValidationError`
+naming the file and the row range; the caller gets no partial result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from clrisk.exceptions import DataValidationError, InvalidParameterError
+
+__all__ = ["FrameSource", "is_file_source", "open_frame"]
+
+PARQUET = (".parquet", ".pq", ".parq")
+ARROW = (".arrow", ".feather", ".ipc")
+CSV = (".csv", ".txt", ".tsv")
+
+
+@dataclass(frozen=True)
+class FrameSource:
+    """A frame on disk, read in batches.
+
+    Attributes
+    ----------
+    name : str
+        The file (or dataset) name, for messages.
+    columns : list of str
+        All columns of the frame.
+    batches : callable
+        ``batches(columns, batch_size, text_columns)`` yields ``(row offset,
+        DataFrame)``; `text_columns` are read as text where the format does
+        not say (CSV), so codes keep their leading zeros.
+    """
+
+    name: str
+    columns: list[str]
+    batches: Callable[
+        [Sequence[str], int, Sequence[str]], Iterator[tuple[int, pd.DataFrame]]
+    ]
+
+
+def is_file_source(frame: Any) -> bool:
+    """Whether `frame` is a path or a pyarrow dataset (rather than tables)."""
+    if isinstance(frame, str | Path):
+        return True
+    return type(frame).__module__.startswith("pyarrow") and hasattr(frame, "to_batches")
+
+
+def open_frame(frame: str | Path | Any, *, sep: str = ",") -> FrameSource:
+    """Open a frame file or pyarrow dataset for batch reading.
+
+    Parameters
+    ----------
+    frame : str, Path or pyarrow.dataset.Dataset
+    sep : str, default ","
+        CSV field separator.
+
+    Returns
+    -------
+    FrameSource
+    """
+    if not isinstance(frame, str | Path):
+        return _dataset(frame, str(getattr(frame, "files", ["dataset"])[:1]))
+    path = Path(frame)
+    if not path.exists():
+        raise InvalidParameterError(f"The frame file '{path}' does not exist.")
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        ds = _pyarrow("dataset", path)
+        return _dataset(ds.dataset(str(path), format="parquet"), str(path))
+    if suffix in PARQUET:
+        return _parquet(path)
+    if suffix in ARROW:
+        return _arrow(path)
+    if suffix in CSV:
+        return _csv(path, "\t" if suffix == ".tsv" else sep)
+    raise InvalidParameterError(
+        f"Cannot tell the format of '{path}' from its extension '{suffix}': use "
+        f"one of {', '.join(PARQUET + ARROW + CSV)}."
+    )
+
+
+# --------------------------------------------------------------------- formats
+def _pyarrow(module: str, path: Path | str) -> Any:
+    try:
+        if module == "parquet":
+            import pyarrow.parquet as mod
+        elif module == "ipc":
+            import pyarrow.ipc as mod
+        else:
+            import pyarrow.dataset as mod
+    except ImportError:  # pragma: no cover - pyarrow is a test dependency
+        raise InvalidParameterError(
+            f"Reading '{path}' needs pyarrow: pip install \"clrisk[arrow]\"."
+        ) from None
+    return mod
+
+
+def _unreadable(path: Path | str, start: int, stop: int | None, exc: Exception) -> Any:
+    rows = f"rows {start:,}-{stop:,}" if stop is not None else f"rows from {start:,}"
+    return DataValidationError(
+        column="(file)",
+        problem=f"the file cannot be read ({type(exc).__name__}: "
+        f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})",
+        n_bad=0,
+        fix="The file may be truncated, corrupt or mixed in its column types; "
+        "re-export it. No result was produced from it.",
+        where=f"'{path}', {rows}",
+    )
+
+
+def _parquet(path: Path) -> FrameSource:
+    pq = _pyarrow("parquet", path)
+    try:
+        meta = pq.ParquetFile(path, pre_buffer=False)
+        names = list(meta.schema_arrow.names)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise _unreadable(path, 0, None, exc) from None
+
+    def batches(
+        columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
+    ) -> Iterator[tuple[int, pd.DataFrame]]:
+        offset = 0
+        reader = pq.ParquetFile(path, pre_buffer=False)
+        it = reader.iter_batches(batch_size=size, columns=list(columns))
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise _unreadable(path, offset, None, exc) from None
+            yield offset, batch.to_pandas()
+            offset += batch.num_rows
+
+    return FrameSource(str(path), names, batches)
+
+
+def _arrow(path: Path) -> FrameSource:
+    ipc = _pyarrow("ipc", path)
+    import pyarrow as pa
+
+    try:
+        source = pa.memory_map(str(path), "r")
+        reader = ipc.open_file(source)
+    except Exception as exc:
+        try:  # an IPC *stream* (not file) is read sequentially
+            source = pa.memory_map(str(path), "r")
+            stream = ipc.open_stream(source)
+        except Exception:
+            raise _unreadable(path, 0, None, exc) from None
+        return _arrow_stream(path, list(stream.schema.names))
+    names = list(reader.schema.names)
+
+    def batches(
+        columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
+    ) -> Iterator[tuple[int, pd.DataFrame]]:
+        offset = 0
+        file = ipc.open_file(pa.memory_map(str(path), "r"))
+        for i in range(file.num_record_batches):
+            try:
+                rb = file.get_batch(i).select(list(columns))
+            except Exception as exc:
+                raise _unreadable(path, offset, None, exc) from None
+            for start in range(0, max(rb.num_rows, 1), size):
+                part = rb.slice(start, size)
+                yield offset + start, part.to_pandas()
+            offset += rb.num_rows
+
+    return FrameSource(str(path), names, batches)
+
+
+def _arrow_stream(path: Path, names: list[str]) -> FrameSource:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    def batches(
+        columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
+    ) -> Iterator[tuple[int, pd.DataFrame]]:
+        offset = 0
+        reader = ipc.open_stream(pa.memory_map(str(path), "r"))
+        while True:
+            try:
+                rb = reader.read_next_batch()
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise _unreadable(path, offset, None, exc) from None
+            rb = rb.select(list(columns))
+            for start in range(0, max(rb.num_rows, 1), size):
+                yield offset + start, rb.slice(start, size).to_pandas()
+            offset += rb.num_rows
+
+    return FrameSource(str(path), names, batches)
+
+
+def _csv(path: Path, sep: str) -> FrameSource:
+    try:
+        header = pd.read_csv(path, sep=sep, nrows=0, encoding="utf-8-sig")
+    except Exception as exc:
+        raise _unreadable(path, 0, None, exc) from None
+    names = [str(c) for c in header.columns]
+
+    def batches(
+        columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
+    ) -> Iterator[tuple[int, pd.DataFrame]]:
+        text = {c: str for c in text_columns if c in columns}
+        offset = 0
+        try:
+            reader = pd.read_csv(path, sep=sep, usecols=list(columns), dtype=text,
+                                 chunksize=size, encoding="utf-8-sig")  # fmt: skip
+            with reader:
+                for chunk in reader:
+                    chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+                    yield offset, chunk
+                    offset += len(chunk)
+        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise _unreadable(path, offset, offset + size, exc) from None
+
+    return FrameSource(str(path), names, batches)
+
+
+def _dataset(ds: Any, name: str) -> FrameSource:
+    names = list(ds.schema.names)
+
+    def batches(
+        columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
+    ) -> Iterator[tuple[int, pd.DataFrame]]:
+        _check_fragment_types(ds, columns, name)
+        offset = 0
+        it = ds.to_batches(columns=list(columns), batch_size=size)
+        while True:
+            try:
+                rb = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise _unreadable(name, offset, None, exc) from None
+            yield offset, rb.to_pandas()
+            offset += rb.num_rows
+
+    return FrameSource(name, names, batches)
+
+
+def _check_fragment_types(ds: Any, columns: Sequence[str], name: str) -> None:
+    """Refuse a dataset whose files disagree on a column's type.
+
+    pyarrow would cast each file to the first file's schema, turning e.g. an
+    integer territory code 5001 into the text "5001" (the leading zero of
+    "05001" already lost): better to say which file differs.
+    """
+    if not hasattr(ds, "get_fragments"):
+        return
+    expected = {c: ds.schema.field(c).type for c in columns if c in ds.schema.names}
+    for fragment in ds.get_fragments():
+        schema = fragment.physical_schema
+        for column, kind in expected.items():
+            if column in schema.names and schema.field(column).type != kind:
+                raise DataValidationError(
+                    column=column,
+                    problem=f"type {schema.field(column).type} in file "
+                    f"'{fragment.path}', but {kind} in the first file",
+                    n_bad=0,
+                    fix="Write every file with the same column types (codes as "
+                    "text); no result was produced.",
+                    where=f"'{name}'",
+                )

@@ -1,0 +1,218 @@
+"""Streaming a frame from files (Parquet, Arrow IPC, CSV) and from Dask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import clrisk
+from clrisk.exceptions import DataValidationError, SchemaError
+from clrisk.stream import open_frame
+
+pa = pytest.importorskip("pyarrow", reason="pyarrow is needed to read Parquet/Arrow")
+pq = pytest.importorskip("pyarrow.parquet")
+feather = pytest.importorskip("pyarrow.feather")
+
+
+@pytest.fixture(scope="module")
+def country() -> clrisk.Country:
+    return clrisk.make_country(
+        random_state=11,
+        n_territories=40,
+        n_regions=4,
+        children_per_territory=200,
+        survey_children=4000,
+    )
+
+
+@pytest.fixture(scope="module")
+def model(country: clrisk.Country) -> clrisk.RiskModel:
+    return clrisk.RiskModel(country.spec).fit(country.survey, **country.fit_kwargs)
+
+
+@pytest.fixture(scope="module")
+def whole(country: clrisk.Country, model: clrisk.RiskModel) -> clrisk.TerritoryRisk:
+    return clrisk.predict(model, country.census, **country.predict_kwargs, by="sex")
+
+
+def _same(a: clrisk.TerritoryRisk, b: clrisk.TerritoryRisk) -> None:
+    num = a.table.select_dtypes("number").columns
+    np.testing.assert_allclose(a.table[num], b.table[num], rtol=1e-12, atol=1e-12)
+    assert a.table["territory"].tolist() == b.table["territory"].tolist()
+    assert a.table["level"].tolist() == b.table["level"].tolist()
+    np.testing.assert_allclose(a.stats.sums, b.stats.sums, rtol=1e-12, atol=1e-9)
+    assert a.quality.rows_read == b.quality.rows_read
+
+
+def _files(country: clrisk.Country, tmp: Path) -> dict[str, Path]:
+    census = country.census
+    paths = {
+        "parquet": tmp / "census.parquet",
+        "feather": tmp / "census.feather",
+        "csv": tmp / "census.csv",
+    }
+    pq.write_table(
+        pa.Table.from_pandas(census, preserve_index=False),
+        paths["parquet"],
+        row_group_size=1500,
+    )
+    feather.write_feather(census, paths["feather"], chunksize=2000)
+    census.to_csv(paths["csv"], index=False)
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "feather", "csv"])
+@pytest.mark.parametrize("chunk", [777, 250_000])
+def test_file_equals_in_memory(
+    country: clrisk.Country,
+    model: clrisk.RiskModel,
+    whole: clrisk.TerritoryRisk,
+    tmp_path: Path,
+    fmt: str,
+    chunk: int,
+) -> None:
+    path = _files(country, tmp_path)[fmt]
+    seen: list[int] = []
+    risk = clrisk.predict(
+        model,
+        path,
+        **country.predict_kwargs,
+        by="sex",
+        chunk_size=chunk,
+        progress=seen.append,
+    )
+    _same(whole, risk)
+    assert seen[-1] == len(country.census) and seen == sorted(seen)
+    # leading zeros survive every format (CSV codes are read as text)
+    assert risk.table["territory"].str.len().eq(5).all()
+
+
+def test_file_counterfactual_reads_twice(
+    country: clrisk.Country,
+    model: clrisk.RiskModel,
+    whole: clrisk.TerritoryRisk,
+    tmp_path: Path,
+) -> None:
+    path = _files(country, tmp_path)["parquet"]
+    risk = clrisk.predict(model, path, **country.predict_kwargs, by="sex")
+    assert risk.factors.counterfactual is None  # one pass by default
+    risk = clrisk.predict(
+        model,
+        path,
+        **country.predict_kwargs,
+        by="sex",
+        counterfactual=True,
+        chunk_size=1000,
+    )
+    assert whole.factors.counterfactual is not None
+    assert risk.factors.counterfactual is not None
+    np.testing.assert_allclose(
+        risk.factors.counterfactual, whole.factors.counterfactual, rtol=1e-12
+    )
+
+
+def test_only_needed_columns_are_read(country: clrisk.Country, tmp_path: Path) -> None:
+    path = _files(country, tmp_path)["parquet"]
+    src = open_frame(path)
+    assert set(src.columns) == set(country.census.columns)
+    _, first = next(src.batches(["municipio", "p_sexo"], 100, ()))
+    assert list(first.columns) == ["municipio", "p_sexo"] and len(first) == 100
+
+
+def test_missing_column_names_the_file(
+    country: clrisk.Country, model: clrisk.RiskModel, tmp_path: Path
+) -> None:
+    path = tmp_path / "short.parquet"
+    country.census.drop(columns="p_sexo").to_parquet(path)
+    with pytest.raises(SchemaError, match=r"short\.parquet.*p_sexo"):
+        clrisk.predict(model, path, **country.predict_kwargs)
+
+
+def test_truncated_parquet_is_a_clear_error(
+    country: clrisk.Country, model: clrisk.RiskModel, tmp_path: Path
+) -> None:
+    path = _files(country, tmp_path)["parquet"]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataValidationError, match=r"census\.parquet.*cannot be read"):
+        clrisk.predict(model, path, **country.predict_kwargs)
+
+
+def test_corrupt_parquet_mid_stream_names_the_rows(
+    country: clrisk.Country, model: clrisk.RiskModel, tmp_path: Path
+) -> None:
+    path = tmp_path / "corrupt.parquet"
+    pq.write_table(
+        pa.Table.from_pandas(country.census, preserve_index=False),
+        path,
+        row_group_size=2000,
+        compression="none",
+    )
+    meta = pq.ParquetFile(path).metadata
+    group = meta.row_group(2)  # rows 4,000-5,999
+    col = group.column(list(country.census.columns).index("p_sexo"))
+    start = col.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start : start + 64] = b"\xff" * 64  # garbage in one page header
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        DataValidationError, match=r"corrupt\.parquet', rows from 4,000"
+    ):
+        clrisk.predict(model, path, **country.predict_kwargs, chunk_size=2000)
+
+
+def test_wrong_type_mid_stream_csv(
+    country: clrisk.Country, model: clrisk.RiskModel, tmp_path: Path
+) -> None:
+    census = country.census.copy()
+    census["h_personas"] = census["h_personas"].astype(object)
+    census.loc[census.index[5000], "h_personas"] = "cinco"
+    path = tmp_path / "bad.csv"
+    census.to_csv(path, index=False)
+    with pytest.raises(DataValidationError, match=r"h_personas.*bad\.csv.*row 5,?000"):
+        clrisk.predict(model, path, **country.predict_kwargs, chunk_size=1000)
+
+
+def test_territory_of_the_wrong_type_in_one_file_of_a_dataset(
+    country: clrisk.Country, model: clrisk.RiskModel, tmp_path: Path
+) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    half = len(country.census) // 2
+    country.census.iloc[:half].to_parquet(folder / "a.parquet")
+    country.census.iloc[half:].assign(
+        municipio=lambda d: d["municipio"].astype(int)
+    ).to_parquet(folder / "b.parquet")
+    with pytest.raises(
+        DataValidationError, match=r"'municipio'.*int64 in file.*b\.parquet"
+    ):
+        clrisk.predict(model, folder, **country.predict_kwargs)
+
+
+def test_unknown_extension(
+    country: clrisk.Country, model: clrisk.RiskModel, tmp_path: Path
+) -> None:
+    path = tmp_path / "census.xyz"
+    path.write_text("a,b\n")
+    with pytest.raises(clrisk.InvalidParameterError, match="extension"):
+        clrisk.predict(model, path, **country.predict_kwargs)
+
+
+def test_dask_equals_in_memory(
+    country: clrisk.Country, model: clrisk.RiskModel, whole: clrisk.TerritoryRisk
+) -> None:
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+    frame = dd.from_pandas(country.census, npartitions=13)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        risk = clrisk.predict(
+            model, frame, **country.predict_kwargs, by="sex", chunk_size=3000
+        )
+    _same(whole, risk)
