@@ -174,6 +174,10 @@ def encode(
     for j, feat in enumerate(spec.categorical):
         src = feat.source(source)
         col = table[src.column]
+        fast = _integer_codes(col, feat, src.codes)
+        if fast is not None and fast.min(initial=0) >= 0:
+            codes[:, j] = fast  # integer codes, all known: nothing to report
+            continue
         fcodes, uniques = to_text_codes(col)
         lut = np.array([_level_index(feat, src.codes, u) for u in uniques] + [-2])
         coded = lut[fcodes]  # -1 unknown code, -2 missing
@@ -366,6 +370,29 @@ def _check_columns(
             f"{[f.name for f in spec.territory_features]}: pass territory=<column of "
             f"{where} holding the territory code>."
         )
+
+
+def _integer_codes(col: pd.Series, feat: Feature, codes: Any) -> np.ndarray | None:
+    """Level index of each row of an integer column, by a table over its range.
+
+    The same result as factorising the column's text form (an integer's text
+    is ``str(int)``), without hashing: one subtraction and one lookup per row.
+    Unknown codes get -1. None when the column is not integer or its range is
+    too wide for a table.
+    """
+    if not pd.api.types.is_integer_dtype(col.dtype) or len(col) == 0:
+        return None
+    values = col.to_numpy()
+    if values.dtype.kind not in "iu":  # a nullable integer column with missing
+        return None
+    lo, hi = min(int(values.min()), 0), int(values.max())
+    if hi - lo > 65_535:
+        return None
+    lut = np.array(
+        [_level_index(feat, codes, str(v)) for v in range(lo, hi + 1)], dtype=np.int16
+    )
+    # shift negative codes in a wide type (int8 - lo could overflow)
+    return lut[values.astype(np.int64) - lo] if lo < 0 else lut[values]
 
 
 def _level_index(feat: Feature, codes: Any, raw: str) -> int:

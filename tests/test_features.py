@@ -760,3 +760,26 @@ def test_chunks_add_up_to_the_whole(country: clrisk.Country, cut: int) -> None:
     assert [n.split(", e.g.")[0] for n in sorted(merged.notes)] == [
         n.split(", e.g.")[0] for n in sorted(whole.quality.notes)
     ]
+
+
+@settings(max_examples=30)
+@given(
+    values=st.lists(st.integers(-128, 127), min_size=1, max_size=50),
+    dtype=st.sampled_from(["int8", "int16", "int64", "uint8"]),
+)
+def test_integer_fast_path_equals_text_coding(values: list[int], dtype: str) -> None:
+    """Integer columns are coded by a lookup table; same as via their text."""
+    from clrisk.features import _integer_codes, _level_index, to_text_codes
+
+    if dtype == "uint8":
+        values = [abs(v) for v in values]
+    col = pd.Series(np.asarray(values, dtype=dtype))
+    # some codes unknown; "x" and "y" make at least two levels
+    levels = tuple(sorted({str(v) for v in values[::2]} | {"x", "y"}))
+    feat = clrisk.Feature("g", "categorical", levels=levels,
+                          sources={"s": clrisk.Source("g")})  # fmt: skip
+    fast = _integer_codes(col, feat, None)
+    fcodes, uniques = to_text_codes(col)
+    slow = np.array([_level_index(feat, None, u) for u in uniques])[fcodes]
+    assert fast is not None
+    np.testing.assert_array_equal(fast, slow)

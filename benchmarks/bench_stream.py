@@ -1,0 +1,166 @@
+"""Benchmark: ``clrisk.predict`` streaming a large Parquet file (issue 4, part d).
+
+Run from the repository root::
+
+    python benchmarks/bench_stream.py                   # 50M rows (writes ~1.5 GB)
+    python benchmarks/bench_stream.py --rows 5000000
+
+A Parquet file of N children x 20 categorical features (integer codes, 2-6
+levels) + 5 numeric features + a text territory code (2,000 territories,
+leading zeros) is written once to a temporary folder (row groups of 1M rows);
+a model with the same 25 features is fitted on a 200,000-row sample. Then, in a
+fresh process each (so that peak memory is that run's alone):
+
+- ``clrisk.predict(model, path, territory="territory")`` end to end (reading,
+  validating and coding each batch, the compiled kernel, territory results),
+  with its wall time and peak resident memory (``ru_maxrss``);
+- the same through the numpy reference kernel, for comparison, when
+  ``--reference`` is given.
+
+A checksum of the territory expected counts is recorded with each timing.
+Results are appended to ``benchmarks/results/stream.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).parent / "results" / "stream.jsonl"
+N_CAT, N_NUM, N_TERR = 20, 5, 2000
+SIZES = np.random.default_rng(0).integers(2, 7, N_CAT)
+
+
+def _table(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data: dict[str, np.ndarray] = {
+        f"c{j}": rng.integers(0, L, n, dtype=np.int8) for j, L in enumerate(SIZES)
+    }
+    for q in range(N_NUM):
+        data[f"x{q}"] = rng.normal(0, 1, n)
+    terr = np.sort(rng.integers(0, N_TERR, n))
+    data["territory"] = np.char.zfill((terr + 1).astype(str), 5).astype(object)
+    return pd.DataFrame(data)
+
+
+def _spec() -> object:
+    from clrisk import Feature, FeatureSpec, Source
+
+    feats = [
+        Feature(
+            f"c{j}",
+            "categorical",
+            levels=tuple(str(k) for k in range(L)),
+            sources={"survey": Source(f"c{j}"), "census": Source(f"c{j}")},
+        )
+        for j, L in enumerate(SIZES)
+    ] + [
+        Feature(
+            f"x{q}",
+            "numeric",
+            sources={"survey": Source(f"x{q}"), "census": Source(f"x{q}")},
+        )
+        for q in range(N_NUM)
+    ]
+    return FeatureSpec(feats, territory={"survey": "territory", "census": "territory"})
+
+
+def write_file(path: Path, n: int, group: int = 1_000_000) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    for i, start in enumerate(range(0, n, group)):
+        table = pa.Table.from_pandas(
+            _table(min(group, n - start), 100 + i), preserve_index=False
+        )
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    assert writer is not None
+    writer.close()
+
+
+RUN = """
+import resource, sys, time, hashlib, json, numpy as np
+sys.path.insert(0, {bench!r})
+import bench_stream as b, clrisk
+survey = b._table(200_000, 1)
+rng = np.random.default_rng(2)
+eta = -2 + 0.3 * (survey[[f"c{{j}}" for j in range(b.N_CAT)]].to_numpy() == 1).sum(1)
+survey["y"] = (rng.random(len(survey)) < 1 / (1 + np.exp(-eta))).astype(int)
+model = clrisk.RiskModel(b._spec()).fit(survey, outcome="y")
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+risk = clrisk.predict(model, {path!r}, territory="territory", chunk_size={chunk},
+                      kernel={kernel!r}, counterfactual=False)
+t = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+e = np.round(risk.table["expected_count"].to_numpy(), 6)
+print(json.dumps({{"seconds": t, "peak_rss_mb": peak / 1024,
+                  "rss_before_mb": base / 1024,
+                  "rows": int(risk.quality.rows_used),
+                  "checksum": hashlib.sha256(e.tobytes()).hexdigest()[:12]}}))
+"""
+
+
+def run(path: Path, chunk: int, kernel: str) -> dict[str, float]:
+    code = RUN.format(
+        bench=str(Path(__file__).parent), path=str(path), chunk=chunk, kernel=kernel
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000_000)
+    parser.add_argument("--chunk", type=int, default=250_000)
+    parser.add_argument("--reference", action="store_true")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "frame.parquet"
+        write_file(path, args.rows)
+        size_mb = path.stat().st_size / 2**20
+        print(f"wrote {args.rows:,} rows, {size_mb:,.0f} MiB")
+        record: dict[str, object] = {
+            "benchmark": "stream",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "commit": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+            ).stdout.strip(),
+            "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} "
+            f"cores, Python {platform.python_version()}",
+            "rows": args.rows,
+            "file_mib": size_mb,
+            "chunk": args.chunk,
+        }
+        kernels = ["compiled", "numpy"] if args.reference else ["compiled"]
+        for kernel in kernels:
+            res = run(path, args.chunk, kernel)
+            record[kernel] = {**res, "rows_per_s": args.rows / res["seconds"]}
+            print(
+                f"{kernel:9s}: {res['seconds']:7.1f} s, "
+                f"{args.rows / res['seconds'] / 1e6:6.2f} M rows/s, peak RSS "
+                f"{res['peak_rss_mb']:,.0f} MB, checksum {res['checksum']}"
+            )
+    if not args.no_save:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
