@@ -23,7 +23,7 @@ from clrisk.levels import Levels, classify
 from clrisk.model import RiskModel
 from clrisk.outcome import AgeBand, OutcomeRule
 from clrisk.prioritise import Priorities, prioritise
-from clrisk.projection import predict
+from clrisk.projection import predict, territory_stats
 from clrisk.quality import DataQuality
 from clrisk.scoring import TerritoryStats
 from clrisk.spec import Feature, FeatureSpec, Source
@@ -58,4 +58,5 @@ __all__ = [
     "make_country",
     "predict",
     "prioritise",
+    "territory_stats",
 ]

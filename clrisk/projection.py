@@ -33,7 +33,7 @@ from clrisk.territory import ModelView, TerritoryRisk, classify_risk
 if TYPE_CHECKING:
     from clrisk.model import RiskModel
 
-__all__ = ["predict"]
+__all__ = ["predict", "territory_stats"]
 
 _MAX_GROUPS = 10_000  # combinations of breakdown values
 
@@ -67,6 +67,8 @@ def predict(
         A fitted, specification-driven model.
     frame : DataFrame, iterable of DataFrame, path, pyarrow or Dask dataset
         The projection frame (census, registry): in memory, whole or in pieces;
+        or the :class:`TerritoryStats` of a pass made elsewhere (see
+        :func:`territory_stats`);
         a Parquet, Arrow IPC/Feather or CSV file (or a folder of Parquet files,
         or a ``pyarrow.dataset.Dataset``), read in batches of `chunk_size` rows
         with only the columns needed; or a ``dask.dataframe.DataFrame``, whose
@@ -140,7 +142,7 @@ def predict(
     in_memory = isinstance(frame, pd.DataFrame | list | tuple)
     from_file = is_file_source(frame)
     if counterfactual is None:
-        counterfactual = in_memory
+        counterfactual = in_memory and not isinstance(frame, TerritoryStats)
     elif counterfactual and not (in_memory or from_file):
         raise InvalidParameterError(
             "counterfactual=True needs a second pass over the frame: pass it as a "
@@ -167,14 +169,25 @@ def predict(
 
     pass_ = _Pass(view, spec, source, terr_col, ind_table, weight, on_invalid,
                   by_list, region, kernel)  # fmt: skip
-    if _is_dask(frame):
+    if isinstance(frame, TerritoryStats):  # the pass was made elsewhere
+        _check_stats(frame, view, by_list)
+        if counterfactual or region is not None:
+            raise InvalidParameterError(
+                "From ready statistics, counterfactual risks and regions are not "
+                "available (they need the rows); set counterfactual=False and "
+                "region=None."
+            )
+        n_rows = int(frame.sums[:, 0].sum())
+        parts, pairs, quality = [frame], [], DataQuality(n_rows, n_rows)
+        cached: list[CodedFrame] = []
+    elif _is_dask(frame):
         if counterfactual:
             raise InvalidParameterError(
                 "counterfactual=True is not available for a Dask frame (it needs a "
                 "second pass); set counterfactual=False."
             )
         parts, pairs, quality = _dask_pass(frame, pass_, chunk_size)
-        cached: list[CodedFrame] = []
+        cached = []
     else:
         parts, pairs, quality = [], [], DataQuality()
         cached = []
@@ -262,6 +275,60 @@ def predict(
         view=view,
         alpha=alpha,
     )
+
+
+def territory_stats(
+    model: RiskModel,
+    table: pd.DataFrame,
+    *,
+    territory: str | None = None,
+    weight: str | None = None,
+    by: str | Sequence[str] | None = None,
+    indicators: pd.DataFrame | None = None,
+    source: str | None = None,
+    kernel: str = "auto",
+) -> TerritoryStats:
+    """The one-pass statistics of a table, for a pass made outside :func:`predict`.
+
+    Statistics of separate tables add (``a + b``, or summed by key after
+    :meth:`TerritoryStats.to_frame`), and ``clrisk.predict(model, stats)``
+    turns their total into territory results identical to a single pass.
+    This is how an engine clrisk does not drive (Spark, a database, a job
+    queue) runs the same pass; the parameters are those of :func:`predict`.
+    Invalid rows are always errors here (no ``on_invalid="drop"``): a row
+    dropped on a remote worker would be lost from the accounting.
+
+    Returns
+    -------
+    TerritoryStats
+    """
+    if not hasattr(model, "params_") or model.spec is None:
+        raise InvalidParameterError(
+            "territory_stats needs a RiskModel built with a FeatureSpec and fitted."
+        )
+    view = ModelView.from_model(model)
+    by_list = [by] if isinstance(by, str) else list(by or [])
+    ind = indicators if indicators is not None else model.indicator_table()
+    pass_ = _Pass(view, view.spec, source, territory, ind, weight, "error",
+                  by_list, None, kernel)  # fmt: skip
+    stats, _, _ = pass_.run(table, 0, "")
+    if stats is None:
+        empty = np.zeros((0, view.layout.width))
+        keys = pd.DataFrame({k: [] for k in ["territory", *by_list]}, dtype=object)
+        return TerritoryStats(keys, empty, view.layout)
+    return stats
+
+
+def _check_stats(stats: TerritoryStats, view: ModelView, by: list[str]) -> None:
+    if stats.layout != view.layout:
+        raise InvalidParameterError(
+            "These statistics were computed with another model (their layout "
+            "differs): recompute them with territory_stats(model, ...)."
+        )
+    if stats.by != by:
+        raise InvalidParameterError(
+            f"These statistics are broken down by {stats.by}; pass by={stats.by}."
+        )
 
 
 # --------------------------------------------------------------------- private

@@ -281,6 +281,44 @@ class TerritoryStats:
             raise ValueError("Cannot add statistics of different layouts.")
         return TerritoryStats.combine([self, other])
 
+    def to_frame(self) -> pd.DataFrame:
+        """Keys and sums as one flat table (``s0``, ``s1``, ... for the sums).
+
+        For shipping the statistics through an engine that moves tables (Spark
+        ``mapInPandas``, a database): rows with equal keys may be summed there,
+        and :meth:`from_frame` reads the result back.
+        """
+        sums = pd.DataFrame(
+            self.sums, columns=[f"s{i}" for i in range(self.sums.shape[1])]
+        )
+        return pd.concat([self.keys.reset_index(drop=True), sums], axis=1)
+
+    @staticmethod
+    def from_frame(frame: pd.DataFrame, layout: StatsLayout) -> TerritoryStats:
+        """Statistics from :meth:`to_frame` tables (one or several concatenated).
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Key columns (``territory`` first, then breakdown columns) and the
+            sum columns ``s0`` ... ``s{width-1}``.
+        layout : StatsLayout
+            The layout of the model (``StatsLayout.for_spec(model.spec_)``).
+        """
+        sums = [f"s{i}" for i in range(layout.width)]
+        missing = [c for c in ["territory", *sums] if c not in frame.columns]
+        if missing:
+            raise InvalidParameterError(
+                f"The statistics table lacks columns {missing[:5]}: it does not "
+                "come from TerritoryStats.to_frame() of this model."
+            )
+        keys = [c for c in frame.columns if c not in set(sums)]
+        if keys[0] != "territory":
+            keys = ["territory", *[k for k in keys if k != "territory"]]
+        return TerritoryStats.from_cells(
+            frame[keys].astype(object), frame[sums].to_numpy(np.float64), layout
+        )
+
     @staticmethod
     def combine(parts: list[TerritoryStats]) -> TerritoryStats:
         """Add several statistics (cells with equal keys are summed)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import clrisk
@@ -216,3 +218,28 @@ def test_dask_equals_in_memory(
             model, frame, **country.predict_kwargs, by="sex", chunk_size=3000
         )
     _same(whole, risk)
+
+
+def test_stats_made_elsewhere_give_the_same_result(
+    country: clrisk.Country, model: clrisk.RiskModel, whole: clrisk.TerritoryRisk
+) -> None:
+    """The Spark recipe's pieces: stats per batch -> flat tables -> sum -> predict."""
+    from clrisk.scoring import StatsLayout, TerritoryStats
+
+    cuts = np.linspace(0, len(country.census), 8).astype(int)
+    batches = [country.census.iloc[a:b] for a, b in pairwise(cuts)]
+    flat = pd.concat(
+        clrisk.territory_stats(model, b, territory="municipio", by="sex").to_frame()
+        for b in batches
+    )
+    summed = flat.groupby(["territory", "sex"], as_index=False).sum()
+    stats = TerritoryStats.from_frame(summed, StatsLayout.for_spec(model.spec_))
+    risk = clrisk.predict(model, stats, by="sex", territory="municipio")
+    num = whole.table.select_dtypes("number").columns
+    cols = [c for c in num if c in risk.table.columns]
+    np.testing.assert_allclose(
+        risk.table[cols], whole.table[cols], rtol=1e-12, atol=1e-12
+    )
+    assert risk.quality.rows_used == len(country.census)
+    with pytest.raises(clrisk.InvalidParameterError, match="broken down by"):
+        clrisk.predict(model, stats, territory="municipio")
