@@ -21,6 +21,7 @@ from clrisk.exceptions import (
 from clrisk.factors import FactorWeights
 from clrisk.levels import Levels, classify
 from clrisk.model import RiskModel
+from clrisk.modelfile import load_model
 from clrisk.outcome import AgeBand, OutcomeRule
 from clrisk.prioritise import Priorities, prioritise
 from clrisk.projection import predict, territory_stats
@@ -55,6 +56,7 @@ __all__ = [
     "Truth",
     "__version__",
     "classify",
+    "load_model",
     "make_country",
     "predict",
     "prioritise",

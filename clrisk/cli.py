@@ -14,20 +14,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from scipy.stats import spearmanr
 
 from clrisk.datasets import make_country
 from clrisk.exceptions import ClriskError
+from clrisk.features import encode
+from clrisk.io import read_table, write_table
 from clrisk.model import RiskModel
+from clrisk.modelfile import load_model, model_card
 from clrisk.prioritise import prioritise
 from clrisk.projection import predict
+from clrisk.spec import FeatureSpec
 
 __all__ = ["main"]
 
 _EXAMPLES = """examples:
   clrisk demo                          # synthetic country, results in ./clrisk-demo
-  clrisk demo --out results --seed 7   # another country, another folder
   clrisk demo --format json            # machine-readable summary on stdout
+  clrisk check survey.csv --spec spec.toml
+  clrisk fit survey.csv --spec spec.toml --outcome ti --weight fexp \\
+      --strata estrato --psu upm --indicators indicators.csv -o model.json
+  clrisk predict census.parquet --model model.json --territory municipio -o risk.csv
+  clrisk prioritise risk.csv --coverage 0.5 -o plan.csv
 """
 
 
@@ -91,7 +100,248 @@ def _parser() -> argparse.ArgumentParser:
         help="summary on stdout as text or JSON",
     )
     demo.set_defaults(run=_demo)
+    _add_check(sub)
+    _add_fit(sub)
+    _add_predict(sub)
+    _add_prioritise(sub)
     return parser
+
+
+def _common(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="summary on stdout as text or JSON",
+    )
+    cmd.add_argument("--quiet", action="store_true", help="no progress messages")
+
+
+def _add_check(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "check",
+        help="validate a file against a specification (no scoring)",
+        description="Read FILE, code it with the specification and print the row "
+        "accounting: rows read, usable, and rejected by reason.",
+    )
+    cmd.add_argument("file", type=Path)
+    cmd.add_argument("--spec", type=Path, required=True, help="specification (TOML)")
+    cmd.add_argument("--source", help="which source of the spec the file is")
+    cmd.add_argument("--territory", help="territory-code column")
+    cmd.add_argument("--indicators", type=Path, help="territory indicator table")
+    _common(cmd)
+    cmd.set_defaults(run=_check)
+
+
+def _add_fit(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "fit",
+        help="fit the risk model on a survey and save it (JSON)",
+        description="Fit the survey-weighted logit on SURVEY and write the model "
+        "file and its model card (Markdown, next to it).",
+    )
+    cmd.add_argument("survey", type=Path)
+    cmd.add_argument("--spec", type=Path, required=True, help="specification (TOML)")
+    cmd.add_argument("--outcome", required=True, help="0/1 outcome column")
+    cmd.add_argument("--weight", help="expansion-factor column")
+    cmd.add_argument("--strata", help="stratum column")
+    cmd.add_argument("--psu", help="primary sampling unit column")
+    cmd.add_argument("--territory", help="territory-code column of the survey")
+    cmd.add_argument("--indicators", type=Path, help="territory indicator table")
+    cmd.add_argument("--link", choices=("logit", "probit"), default="logit")
+    cmd.add_argument("-o", "--output", type=Path, required=True, help="model.json")
+    _common(cmd)
+    cmd.set_defaults(run=_fit)
+
+
+def _add_predict(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "predict",
+        help="project a saved model onto a frame, by territory",
+        description="Score every child of FRAME (CSV, Parquet, Feather; read in "
+        "batches) and write one row per territory.",
+    )
+    cmd.add_argument("frame", type=Path)
+    cmd.add_argument("--model", type=Path, required=True, help="model.json")
+    cmd.add_argument("--territory", help="territory-code column of the frame")
+    cmd.add_argument("--region", help="region column, for roll-ups")
+    cmd.add_argument("--by", action="append", help="breakdown (repeatable)")
+    cmd.add_argument("--indicators", type=Path, help="territory indicator table")
+    cmd.add_argument("--levels", default="jenks", help="level method")
+    cmd.add_argument("--n-levels", type=int, default=3)
+    cmd.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="territory table: .csv or .parquet",
+    )
+    _common(cmd)
+    cmd.set_defaults(run=_predict)
+
+
+def _add_prioritise(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "prioritise",
+        help="rank territories and select where to act first",
+        description="Rank the territories of RISK (the output of clrisk predict) "
+        "and select by top-k, budget or coverage.",
+    )
+    cmd.add_argument("risk", type=Path)
+    cmd.add_argument(
+        "--by", default="expected_count", choices=("expected_count", "risk", "blend")
+    )
+    cmd.add_argument("--top", type=int)
+    cmd.add_argument("--budget", type=float)
+    cmd.add_argument("--cost", help="per-territory cost column (with --budget)")
+    cmd.add_argument("--coverage", type=float)
+    cmd.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="ranked selection: .csv or .parquet",
+    )
+    _common(cmd)
+    cmd.set_defaults(run=_prioritise)
+
+
+def _say(args: argparse.Namespace, msg: str) -> None:
+    """Progress and facts on stderr (stdout is for the summary)."""
+    if not args.quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> int:
+    print(json.dumps(summary, indent=2) if args.format == "json" else text)
+    return 0
+
+
+def _read(args: argparse.Namespace, path: Path) -> Any:
+    table, info = read_table(path)
+    _say(args, info.summary())
+    return table
+
+
+def _check(args: argparse.Namespace) -> int:
+    spec = FeatureSpec.from_toml(args.spec)
+    table = _read(args, args.file)
+    source = args.source or spec.detect_source(table.columns)
+    territory = args.territory or spec.territory.get(source)
+    indicators = _read(args, args.indicators) if args.indicators else None
+    coded = encode(
+        spec,
+        table,
+        source=source,
+        territory=territory,
+        indicators=indicators,
+        on_invalid="drop",
+        where=f"'{args.file}'",
+    )
+    q = coded.quality
+    summary = {
+        "file": str(args.file),
+        "source": source,
+        "rows_read": q.rows_read,
+        "rows_usable": q.rows_used,
+        "rejected": q.rejected,
+        "notes": q.notes,
+    }
+    return _emit(args, summary, f"source: {source}\n{q.summary()}")
+
+
+def _fit(args: argparse.Namespace) -> int:
+    spec = FeatureSpec.from_toml(args.spec)
+    survey = _read(args, args.survey)
+    indicators = _read(args, args.indicators) if args.indicators else None
+    model = RiskModel(spec, link=args.link).fit(
+        survey,
+        outcome=args.outcome,
+        weight=args.weight,
+        strata=args.strata,
+        psu=args.psu,
+        territory=args.territory,
+        indicators=indicators,
+    )
+    path = model.save(args.output)
+    card = path.with_suffix(".md")
+    card.write_text(model_card(model), encoding="utf-8")
+    _say(args, f"wrote {path} and {card}")
+    d = model.diagnostics_
+    summary = {
+        "model": str(path),
+        "card": str(card),
+        "n_obs": model.n_obs_,
+        "converged": model.converged_,
+        "auc": d.auc,
+        "rows_rejected": model.quality_.rows_rejected,
+    }
+    return _emit(args, summary, model.summary())
+
+
+def _predict(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    indicators = _read(args, args.indicators) if args.indicators else None
+    show = not args.quiet and sys.stderr.isatty()
+
+    def progress(rows: int) -> None:
+        if show:
+            print(f"\r  {rows:,} rows scored", end="", file=sys.stderr, flush=True)
+
+    risk = predict(
+        model,
+        args.frame,
+        territory=args.territory,
+        region=args.region,
+        by=args.by,
+        indicators=indicators,
+        levels=args.levels,
+        n_levels=args.n_levels,
+        progress=progress,
+    )
+    if show:
+        print(file=sys.stderr)
+    path = write_table(risk.table, args.output)
+    _say(args, f"wrote {path}")
+    nat = risk.national().iloc[0]
+    summary = {
+        "output": str(path),
+        "territories": len(risk.table),
+        "national_risk_percent": float(nat["risk"]),
+        "national_expected_count": float(nat["expected_count"]),
+        "rows_read": risk.quality.rows_read,
+        "rows_scored": risk.quality.rows_used,
+        "rejected": risk.quality.rejected,
+    }
+    return _emit(args, summary, risk.summary(n=10))
+
+
+def _prioritise(args: argparse.Namespace) -> int:
+    table = _read(args, args.risk)
+    for col in (
+        "n_children",
+        "expected_count",
+        "risk",
+        *([args.cost] if args.cost else []),
+    ):
+        if col in table.columns:
+            table[col] = pd.to_numeric(table[col])
+    plan = prioritise(
+        table,
+        by=args.by,
+        top=args.top,
+        budget=args.budget,
+        cost=args.cost,
+        coverage=args.coverage,
+    )
+    path = write_table(plan.ranking, args.output)
+    _say(args, f"wrote {path}")
+    summary = {
+        "output": str(path),
+        "selected": len(plan.selection),
+        "covered_share": plan.covered_share,
+    }
+    return _emit(args, summary, plan.summary())
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -314,6 +315,19 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             self.n_features_in_ = table.shape[1]
             self.feature_names_in_ = np.asarray([str(c) for c in table.columns], object)
         return self
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model as a portable, checked JSON file.
+
+        See :mod:`clrisk.modelfile`; read it back with :func:`clrisk.load_model`.
+
+        Returns
+        -------
+        Path
+        """
+        from clrisk.modelfile import save_model
+
+        return save_model(self, path)
 
     # -------------------------------------------------------------- predict
     def decision_function(self, X: Any, **kwargs: Any) -> np.ndarray:
@@ -656,6 +670,11 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             raw = pd.Series(arr)
         self.outcome_name_ = name
         values = raw.iloc[rows] if len(rows) != len(raw) else raw
+        if not pd.api.types.is_numeric_dtype(values.dtype) and outcome is not None:
+            # a column read as text (CSV): "0"/"1" are numbers written as text
+            as_number = pd.to_numeric(values, errors="coerce")
+            if as_number.notna().sum() == values.notna().sum():
+                values = as_number
         miss = values.isna().to_numpy()
         if miss.any():
             raise DataValidationError(

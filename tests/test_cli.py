@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+import clrisk
 from clrisk.cli import main
 
 FILES = [
@@ -66,3 +68,186 @@ def test_python_dash_m(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["selected_territories"] > 0
+
+
+# ------------------------------------------------ check / fit / predict / prioritise
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A country exported as an analyst would get it: Latin-1, ';', decimal comma."""
+    import clrisk
+
+    c = clrisk.make_country(
+        random_state=4,
+        n_territories=30,
+        n_regions=3,
+        children_per_territory=150,
+        survey_children=3000,
+    )
+    tmp = tmp_path_factory.mktemp("country")
+    paths = {
+        "spec": tmp / "spec.toml",
+        "survey": tmp / "encuesta.csv",
+        "census": tmp / "censo.parquet",
+        "indicators": tmp / "indicadores.csv",
+    }
+    c.spec.to_toml(paths["spec"])
+    survey = c.survey.copy()
+    survey["fexp"] = survey["fexp"].map(lambda v: f"{v:.3f}".replace(".", ","))
+    survey.to_csv(paths["survey"], sep=";", index=False, encoding="cp1252")
+    c.census.to_parquet(paths["census"], index=False)
+    ind = c.indicators.copy()
+    ind["nombre"] = "Peñalolén"  # accents must survive cp1252
+    ind.to_csv(
+        paths["indicators"], sep=";", index=False, encoding="cp1252", decimal=","
+    )
+    return paths
+
+
+def test_check_fit_predict_prioritise(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "check",
+                str(files["survey"]),
+                "--spec",
+                str(files["spec"]),
+                "--indicators",
+                str(files["indicators"]),
+                "--format",
+                "json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    check = json.loads(capsys.readouterr().out)
+    assert (
+        check["rows_read"] == check["rows_usable"] > 0 and check["source"] == "survey"
+    )
+
+    model = tmp_path / "model.json"
+    assert (
+        main(
+            [
+                "fit",
+                str(files["survey"]),
+                "--spec",
+                str(files["spec"]),
+                "--outcome",
+                "trabajo_infantil",
+                "--weight",
+                "fexp",
+                "--strata",
+                "estrato",
+                "--psu",
+                "upm",
+                "--indicators",
+                str(files["indicators"]),
+                "-o",
+                str(model),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    fit = json.loads(capsys.readouterr().out)
+    assert fit["converged"] and model.exists() and model.with_suffix(".md").exists()
+    assert "## Coefficients" in model.with_suffix(".md").read_text(encoding="utf-8")
+
+    risk = tmp_path / "risk.csv"
+    assert (
+        main(
+            [
+                "predict",
+                str(files["census"]),
+                "--model",
+                str(model),
+                "--territory",
+                "municipio",
+                "--region",
+                "departamento",
+                "-o",
+                str(risk),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    pred = json.loads(capsys.readouterr().out)
+    assert pred["territories"] == 30 and pred["rows_scored"] == pred["rows_read"]
+    table = pd.read_csv(risk, dtype={"territory": str}, encoding="utf-8-sig")
+    assert table["territory"].str.len().eq(5).all()
+
+    plan = tmp_path / "plan.csv"
+    assert (
+        main(
+            [
+                "prioritise",
+                str(risk),
+                "--coverage",
+                "0.5",
+                "-o",
+                str(plan),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["covered_share"] >= 0.5 and plan.exists()
+
+
+def test_bad_spec_file_is_one_line(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "spec.toml"
+    bad.write_text("[spec]\nname = 1\n[[feature]]\nname = 'x'\nkind = 'weird'\n")
+    assert main(["check", str(files["survey"]), "--spec", str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([ln for ln in err if ln.startswith("clrisk: error:")]) == 1
+
+
+def test_read_table_detects_locale_settings(files: dict[str, Path]) -> None:
+    from clrisk.io import read_table
+
+    table, info = read_table(files["indicators"])
+    assert (info.encoding, info.separator, info.decimal) == ("cp1252", ";", ",")
+    assert table["nombre"].iloc[0] == "Peñalolén"
+    assert table["codigo"].str.len().eq(5).all()  # leading zeros kept
+    # decimal commas converted: the values read back are the ones written
+    raw = files["indicators"].read_text(encoding="cp1252")
+    assert "," in raw.splitlines()[1]  # the file really has decimal commas
+    c = clrisk.make_country(
+        random_state=4,
+        n_territories=30,
+        n_regions=3,
+        children_per_territory=150,
+        survey_children=3000,
+    )
+    np.testing.assert_allclose(
+        pd.to_numeric(table["pct_pobreza"]), c.indicators["pct_pobreza"], rtol=1e-12
+    )
+
+
+def test_read_excel_by_sheet_name_and_index(tmp_path: Path) -> None:
+    pytest.importorskip("openpyxl")
+    from clrisk.exceptions import InvalidParameterError
+    from clrisk.io import read_table
+
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as xl:
+        pd.DataFrame({"a": [1]}).to_excel(xl, sheet_name="notas", index=False)
+        pd.DataFrame({"codigo": ["05001", "08001"], "pobreza": [31.5, 12.0]}).to_excel(
+            xl, sheet_name="datos", index=False
+        )
+    by_name, info = read_table(path, sheet="datos")
+    by_index, _ = read_table(path, sheet=1)
+    assert info.sheet == "datos" and by_name.equals(by_index)
+    assert by_name["codigo"].tolist() == ["05001", "08001"]
+    with pytest.raises(InvalidParameterError, match="no sheet 'x'.*'notas', 'datos'"):
+        read_table(path, sheet="x")

@@ -45,6 +45,7 @@ def test_public_api() -> None:
             "FeatureSpec", "InvalidParameterError", "Levels", "ModelFormatError",
             "OutcomeRule", "Priorities", "RiskModel", "SchemaError", "Source",
             "TerritoryRisk", "TerritoryStats", "Truth", "__version__", "classify",
+            "load_model",
             "make_country", "predict", "prioritise", "territory_stats",
         ]
     )  # fmt: skip
