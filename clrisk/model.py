@@ -253,13 +253,16 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             max_iter=self.max_iter,
             tol=self.tol,  # type: ignore[arg-type]
         )
-        # |eta| > ~23 on the observed side, among rows that count (weight > 0)
+        # |eta| > ~23 on the observed side, among rows that count (weight > 0).
+        # With finite, moderate coefficients these are just extreme covariates
+        # (e.g. very high incomes); separation shows as diverging coefficients.
         extreme = (np.abs(yv - fit.p) < 1e-10) & (w > 0)
-        if extreme.any():
+        sizes = _standardised_sizes(Xm, w, fit.beta)
+        if extreme.any() and (not fit.converged or sizes.max(initial=0) > _DIVERGED):
             raise SeparationError(
                 column=", ".join(
-                    _with_source_column(t, spec, source)
-                    for t in _diverging_terms(Xm, w, fit.beta, terms)
+                    _with_source_column(terms[1 + i], spec, source)
+                    for i in np.argsort(-sizes, kind="stable")[:3]
                 ),
                 problem="the outcome is (quasi-)perfectly predicted for some rows, so "
                 "the coefficients diverge (the columns named have the largest "
@@ -848,14 +851,18 @@ def _check_levels(
                 )
 
 
-def _diverging_terms(
-    X: np.ndarray, w: np.ndarray, beta: np.ndarray, terms: list[str], k: int = 3
-) -> list[str]:
-    """The `k` terms with the largest |coefficient| x weighted SD of the column."""
+# A coefficient whose one-SD change multiplies the odds by more than e^20
+# (5e8) is not a risk factor but a diverging estimate: separation.
+_DIVERGED = 20.0
+
+
+def _standardised_sizes(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """|coefficient| x weighted SD of its column, for each non-intercept term."""
+    if X.shape[1] == 1:
+        return np.zeros(0)
     mean = np.average(X[:, 1:], axis=0, weights=w)
     sd = np.sqrt(np.average((X[:, 1:] - mean) ** 2, axis=0, weights=w))
-    size = np.abs(beta[1:]) * sd
-    return [terms[1 + i] for i in np.argsort(-size, kind="stable")[:k]]
+    return np.abs(beta[1:]) * sd
 
 
 def _with_source_column(term: str, spec: FeatureSpec, source: str) -> str:

@@ -249,5 +249,5 @@ def test_read_excel_by_sheet_name_and_index(tmp_path: Path) -> None:
     by_index, _ = read_table(path, sheet=1)
     assert info.sheet == "datos" and by_name.equals(by_index)
     assert by_name["codigo"].tolist() == ["05001", "08001"]
-    with pytest.raises(InvalidParameterError, match="no sheet 'x'.*'notas', 'datos'"):
+    with pytest.raises(InvalidParameterError, match=r"no sheet 'x'.*'notas', 'datos'"):
         read_table(path, sheet="x")

@@ -512,3 +512,14 @@ def test_predict_proba_does_not_need_the_weight_column(
     np.testing.assert_array_equal(
         fitted.predict_proba(country.survey.drop(columns="fexp")), full
     )
+
+
+def test_extreme_covariates_are_not_separation() -> None:
+    """Rows predicted to within 1e-10 by a moderate coefficient (very high
+    incomes, say) are legitimate; found on the EU-SILC reference data."""
+    rng = np.random.default_rng(5)
+    x = np.r_[rng.normal(size=3000), np.full(20, 40.0)]
+    y = (rng.random(len(x)) < expit(-1 + x)).astype(int)
+    model = clrisk.RiskModel().fit(x[:, None], y)
+    assert model.converged_
+    assert abs(model.params_[1] - 1) < 0.2
