@@ -26,14 +26,17 @@ from clrisk.outcome import AgeBand, OutcomeRule
 from clrisk.prioritise import Priorities, prioritise
 from clrisk.projection import predict, territory_stats
 from clrisk.quality import DataQuality
+from clrisk.scenario import Change, Scenario, simulate
 from clrisk.scoring import TerritoryStats
 from clrisk.spec import Feature, FeatureSpec, Source
 from clrisk.territory import TerritoryRisk
+from clrisk.vulnerability import VulnerabilityIndex, VulnerabilityResult
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AgeBand",
+    "Change",
     "ClriskError",
     "ClriskWarning",
     "Country",
@@ -49,16 +52,20 @@ __all__ = [
     "OutcomeRule",
     "Priorities",
     "RiskModel",
+    "Scenario",
     "SchemaError",
     "Source",
     "TerritoryRisk",
     "TerritoryStats",
     "Truth",
+    "VulnerabilityIndex",
+    "VulnerabilityResult",
     "__version__",
     "classify",
     "load_model",
     "make_country",
     "predict",
     "prioritise",
+    "simulate",
     "territory_stats",
 ]

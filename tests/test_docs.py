@@ -40,7 +40,9 @@ def test_readme_quickstart_runs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_public_api() -> None:
     assert sorted(clrisk.__all__) == sorted(
         [
-            "AgeBand", "ClriskError", "ClriskWarning", "Country", "DataQuality",
+            "AgeBand", "Change", "Scenario", "simulate", "VulnerabilityIndex",
+            "VulnerabilityResult", "ClriskError", "ClriskWarning", "Country",
+            "DataQuality",
             "DataValidationError", "Diagnostics", "FactorWeights", "Feature",
             "FeatureSpec", "InvalidParameterError", "Levels", "ModelFormatError",
             "OutcomeRule", "Priorities", "RiskModel", "SchemaError", "Source",

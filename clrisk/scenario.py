@@ -1,0 +1,391 @@
+"""Policy scenarios: what a change to children's circumstances would achieve.
+
+:func:`simulate` scores the frame twice in the same pass — as it is, and with
+the changes applied to the coded features — and reports, per territory and
+nationally, the change in the expected number of children in child labour
+with a delta-method interval: how many children a policy is expected to keep
+out of child labour, and where.
+
+A :class:`Change` sets a feature to a level (``set="yes"``), sets or shifts a
+numeric feature (``set=0.8``, ``shift=-1``), or raises the share of children
+at a level to a target (``share=0.9`` with ``set="yes"``: in each territory,
+the children not yet at that level move with probability ``q_t = (share −
+s_t)/(1 − s_t)``, s_t the territory's current share; the result is the
+expectation over who moves). A change may be limited to some territories and
+to children with given levels of other features (``where={"rural": "yes"}``).
+Numeric values are in the feature's coded units (after the spec's ``scale``).
+
+The model is a model of association: a scenario says what the fitted
+relationships imply, not what a programme would cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.stats as st
+
+from clrisk.exceptions import InvalidParameterError
+from clrisk.features import CodedFrame
+from clrisk.projection import _file_pieces, _Pass, _pieces
+from clrisk.scoring import accumulate
+from clrisk.spec import FeatureSpec
+from clrisk.stream import is_file_source, open_frame
+from clrisk.territory import ModelView
+
+if TYPE_CHECKING:
+    from clrisk.model import RiskModel
+
+__all__ = ["Change", "Scenario", "simulate"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to the children's features.
+
+    Parameters
+    ----------
+    feature : str
+        A feature of the model's specification.
+    set : str or float, optional
+        The level (binary/categorical) or value (numeric) to set.
+    shift : float, optional
+        Added to a numeric feature.
+    share : float, optional
+        With `set` (a level): raise the share of children at that level to
+        this value in each territory (in expectation).
+    territories : sequence of str, optional
+        Only children of these territories (codes as text).
+    where : mapping of str to str, optional
+        Only children with these levels of other features.
+    """
+
+    feature: str
+    set: str | float | None = None
+    shift: float | None = None
+    share: float | None = None
+    territories: Sequence[str] | None = None
+    where: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """A short text, e.g. ``attends_school = yes (rural = yes)``."""
+        what = (
+            f"share of {self.feature} = {self.set} raised to {self.share:.0%}"
+            if self.share is not None
+            else f"{self.feature} + {self.shift:g}"
+            if self.shift is not None
+            else f"{self.feature} = {self.set}"
+        )
+        scope = [f"{k} = {v}" for k, v in self.where.items()]
+        if self.territories is not None:
+            scope.append(f"{len(self.territories)} territories")
+        return what + (f" ({', '.join(scope)})" if scope else "")
+
+
+@dataclass(frozen=True, repr=False)
+class Scenario:
+    """The effect of a set of changes, per territory and nationally.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per territory: ``territory``, ``n_children``,
+        ``expected_count`` (as is), ``scenario_count``, ``change`` (scenario −
+        as is; negative = fewer children in child labour), ``change_low``,
+        ``change_high``, ``change_se``, ``risk`` and ``scenario_risk`` (%).
+    national : DataFrame
+        The same for the whole frame (one row).
+    changes : tuple of Change
+    alpha : float
+    """
+
+    table: pd.DataFrame
+    national: pd.DataFrame
+    changes: tuple[Change, ...]
+    alpha: float
+
+    def __repr__(self) -> str:
+        return (
+            f"Scenario({len(self.changes)} changes, {len(self.table)} territories, "
+            f"national change {self.national['change'].iloc[0]:+,.0f})"
+        )
+
+    def summary(self, n: int = 10) -> str:
+        """The national effect and the `n` territories with the largest ones."""
+        nat = self.national.iloc[0]
+        head = [
+            "Scenario: " + "; ".join(c.describe() for c in self.changes),
+            f"Children in child labour: {nat['expected_count']:,.0f} as is, "
+            f"{nat['scenario_count']:,.0f} in the scenario: change "
+            f"{nat['change']:+,.0f} [{nat['change_low']:+,.0f}, "
+            f"{nat['change_high']:+,.0f}] ({100 * (1 - self.alpha):.0f}% interval)",
+            "",
+        ]
+        top = self.table.reindex(
+            self.table["change"].abs().sort_values(ascending=False).index
+        ).head(n)
+        cols = ["territory", "expected_count", "scenario_count", "change"]
+        return "\n".join(head) + top[cols].to_string(
+            index=False, float_format=lambda v: f"{v:,.1f}"
+        )
+
+
+def simulate(
+    model: RiskModel,
+    frame: pd.DataFrame | Iterable[pd.DataFrame] | Any,
+    changes: Sequence[Change | Mapping[str, Any]],
+    *,
+    territory: str | None = None,
+    weight: str | None = None,
+    indicators: pd.DataFrame | None = None,
+    source: str | None = None,
+    on_invalid: str = "error",
+    chunk_size: int = 250_000,
+    alpha: float = 0.05,
+    kernel: str = "auto",
+) -> Scenario:
+    """The change in expected child labour if `changes` were applied.
+
+    Parameters
+    ----------
+    model : RiskModel
+        A fitted, specification-driven model.
+    frame : DataFrame, iterable of DataFrame, or path
+        The projection frame, as for :func:`clrisk.predict`.
+    changes : sequence of Change or dict
+        Applied together, in order (a dict is ``Change(**dict)``). A ``share``
+        change must be the only one.
+    territory, weight, indicators, source, on_invalid, chunk_size, alpha, kernel
+        As for :func:`clrisk.predict`.
+
+    Returns
+    -------
+    Scenario
+    """
+    if not hasattr(model, "params_") or model.spec is None:
+        raise InvalidParameterError("simulate needs a fitted RiskModel with a spec.")
+    if not 0 < alpha < 1:
+        raise InvalidParameterError(f"alpha must be in (0, 1); got {alpha!r}.")
+    view = ModelView.from_model(model)
+    todo = tuple(c if isinstance(c, Change) else Change(**c) for c in changes)
+    if not todo:
+        raise InvalidParameterError("Give at least one change.")
+    for c in todo:
+        _check_change(c, view.spec)
+    if len(todo) > 1 and any(c.share is not None for c in todo):
+        raise InvalidParameterError(
+            "A 'share' change must be simulated alone (its effect is an average "
+            "over who moves); run the other changes in a separate scenario."
+        )
+    ind = indicators if indicators is not None else model.indicator_table()
+    pass_ = _Pass(
+        view, view.spec, source, territory, ind, weight, on_invalid, [], None, kernel
+    )
+    if is_file_source(frame):
+        src = open_frame(frame)
+        pass_.source = pass_.source or view.spec.detect_source(
+            src.columns, prefer=view.spec.frame_source
+        )
+        pieces: Iterable[tuple[int, pd.DataFrame, str]] = _file_pieces(
+            src, pass_, chunk_size
+        )
+    else:
+        pieces = _pieces(frame, chunk_size)
+
+    width = view.layout.width
+    keys, blocks = [], []
+    for offset, chunk, where in pieces:
+        coded = pass_.encode(chunk, offset, where)
+        if coded.n == 0:
+            continue
+        assert coded.territory is not None
+        T = len(coded.territories)
+        base = accumulate(
+            view.scorer,
+            coded.codes,
+            coded.numerics,
+            coded.territory,
+            T,
+            coded.weight,
+            view.layout,
+            kernel=kernel,
+        )
+        codes, numerics, selected = _apply(coded, todo, view.spec)
+        moved = accumulate(
+            view.scorer,
+            codes,
+            numerics,
+            coded.territory,
+            T,
+            coded.weight,
+            view.layout,
+            kernel=kernel,
+        )
+        share = _share_sums(coded, todo[0], view.spec, selected)
+        keys.append(pd.Series(coded.territories[:T], dtype=object))
+        blocks.append(np.hstack([base, moved, share]))
+    if not blocks:
+        raise InvalidParameterError("No row of the frame could be scored.")
+    summed = (
+        pd.DataFrame(np.vstack(blocks))
+        .groupby(pd.concat(keys, ignore_index=True).to_numpy(), sort=True)
+        .sum()
+    )
+    sums = summed.to_numpy()
+    base, moved, share = sums[:, :width], sums[:, width : 2 * width], sums[:, -2:]
+    q = _move_probability(todo[0], share)
+    return _scenario(view, summed.index, base, moved, q, todo, alpha)
+
+
+# --------------------------------------------------------------------- private
+def _check_change(c: Change, spec: FeatureSpec) -> None:
+    try:
+        feat = spec.feature(c.feature)
+    except Exception:
+        raise InvalidParameterError(
+            f"Change of '{c.feature}': no such feature; the features are "
+            f"{spec.columns and [f.name for f in spec.features]}."
+        ) from None
+    given = [k for k in ("set", "shift") if getattr(c, k) is not None]
+    if len(given) != 1:
+        raise InvalidParameterError(
+            f"Change of '{c.feature}': give exactly one of set= or shift=."
+        )
+    if feat.kind == "numeric":
+        if c.share is not None:
+            raise InvalidParameterError(
+                f"share= needs a level; '{c.feature}' is numeric."
+            )
+        value = c.set if c.set is not None else c.shift
+        if isinstance(value, str) or not np.isfinite(float(value)):  # type: ignore[arg-type]
+            raise InvalidParameterError(
+                f"Change of numeric '{c.feature}': set=/shift= must be a number."
+            )
+    else:
+        if c.shift is not None or str(c.set) not in feat.levels:
+            raise InvalidParameterError(
+                f"Change of '{c.feature}': set= must be one of its levels "
+                f"{list(feat.levels)}; got {c.set!r}."
+            )
+        if c.share is not None and not 0 <= c.share <= 1:
+            raise InvalidParameterError(f"share= must be in [0, 1]; got {c.share!r}.")
+    for name, level in c.where.items():
+        try:
+            wf = spec.feature(name)
+        except Exception:
+            raise InvalidParameterError(f"where= names no feature '{name}'.") from None
+        if wf.kind == "numeric" or str(level) not in wf.levels:
+            raise InvalidParameterError(
+                f"where={{'{name}': {level!r}}} must name a level of a binary or "
+                f"categorical feature ({list(wf.levels)})."
+            )
+
+
+def _selected(coded: CodedFrame, c: Change, spec: FeatureSpec) -> np.ndarray:
+    cat = {f.name: j for j, f in enumerate(spec.categorical)}
+    mask = np.ones(coded.n, dtype=bool)
+    for name, level in c.where.items():
+        idx = spec.feature(name).levels.index(str(level))
+        mask &= coded.codes[:, cat[name]] == idx
+    if c.territories is not None:
+        wanted = {str(t) for t in c.territories}
+        in_chunk = np.array([t in wanted for t in coded.territories], dtype=bool)
+        assert coded.territory is not None
+        mask &= in_chunk[coded.territory]
+    return mask
+
+
+def _apply(
+    coded: CodedFrame, changes: tuple[Change, ...], spec: FeatureSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes and numerics with the changes applied; rows of the first change."""
+    codes, numerics = coded.codes.copy(order="F"), coded.numerics.copy(order="F")
+    cat = {f.name: j for j, f in enumerate(spec.categorical)}
+    num = {f.name: q for q, f in enumerate(spec.numeric + spec.territory_features)}
+    first = None
+    for c in changes:
+        rows = _selected(coded, c, spec)
+        first = rows if first is None else first
+        feat = spec.feature(c.feature)
+        if feat.kind != "numeric":
+            codes[rows, cat[c.feature]] = feat.levels.index(str(c.set))
+        elif c.set is not None:
+            numerics[rows, num[c.feature]] = float(c.set)
+        else:
+            numerics[rows, num[c.feature]] += float(c.shift)  # type: ignore[arg-type]
+    assert first is not None
+    return codes, numerics, first
+
+
+def _share_sums(
+    coded: CodedFrame, c: Change, spec: FeatureSpec, rows: np.ndarray
+) -> np.ndarray:
+    """Per territory: weight of the selected children, and of those at the level."""
+    assert coded.territory is not None
+    T = len(coded.territories)
+    w = coded.weight if coded.weight is not None else np.ones(coded.n)
+    out = np.zeros((T, 2))
+    if c.share is None:
+        return out
+    cat = {f.name: j for j, f in enumerate(spec.categorical)}
+    at = coded.codes[:, cat[c.feature]] == spec.feature(c.feature).levels.index(
+        str(c.set)
+    )
+    out[:, 0] = np.bincount(coded.territory, weights=w * rows, minlength=T)
+    out[:, 1] = np.bincount(coded.territory, weights=w * (rows & at), minlength=T)
+    return out
+
+
+def _move_probability(c: Change, share: np.ndarray) -> np.ndarray:
+    """q_t: 1 for set/shift; for share, the chance a child not at the level moves."""
+    if c.share is None:
+        return np.ones(len(share))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s0 = share[:, 1] / share[:, 0]
+        q = (c.share - s0) / (1.0 - s0)
+    return np.where(np.isfinite(q), np.clip(q, 0.0, 1.0), 0.0)
+
+
+def _scenario(
+    view: ModelView,
+    territories: pd.Index,
+    base: np.ndarray,
+    moved: np.ndarray,
+    q: np.ndarray,
+    changes: tuple[Change, ...],
+    alpha: float,
+) -> Scenario:
+    z = st.norm.ppf(1 - alpha / 2)
+    delta = q * (moved[:, 2] - base[:, 2])
+    grad = q[:, None] * (view.gradient_sums(moved) - view.gradient_sums(base))
+
+    def rows(d: np.ndarray, g: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+        se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", g, view.cov, g), 0.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {
+                "n_children": b[:, 0].astype(np.int64),
+                "expected_count": b[:, 2],
+                "scenario_count": b[:, 2] + d,
+                "change": d,
+                "change_low": d - z * se,
+                "change_high": d + z * se,
+                "change_se": se,
+                "risk": 100 * b[:, 2] / b[:, 1],
+                "scenario_risk": 100 * (b[:, 2] + d) / b[:, 1],
+            }
+
+    table = pd.DataFrame(
+        {"territory": territories.to_numpy(dtype=object), **rows(delta, grad, base)}
+    )
+    national = pd.DataFrame(
+        rows(
+            delta.sum(keepdims=True),
+            grad.sum(axis=0, keepdims=True),
+            base.sum(axis=0, keepdims=True),
+        )
+    )
+    return Scenario(table, national, changes, alpha)
