@@ -1,0 +1,120 @@
+"""Golden tests on the shipped demo data (datasets/demo, models/demo)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clrisk
+from clrisk.cli import main
+from clrisk.io import read_table
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA, MODELS = ROOT / "datasets" / "demo", ROOT / "models" / "demo"
+GOLDEN = json.loads((DATA / "golden.json").read_text(encoding="utf-8"))
+FIT = {
+    "outcome": "trabajo_infantil",
+    "weight": "fexp",
+    "strata": "estrato",
+    "psu": "upm",
+    "territory": "cod_mun",
+}
+
+
+def test_refit_from_the_shipped_files_gives_the_shipped_model() -> None:
+    spec = clrisk.FeatureSpec.from_toml(DATA / "spec.toml")
+    survey, info = read_table(DATA / "encuesta_hogares.csv")
+    assert (info.separator, info.decimal) == (";", ",")  # (the text is ASCII)
+    assert len(survey) == GOLDEN["survey_rows"]
+    indicators, _ = read_table(DATA / "indicadores.xlsx")
+    assert indicators["nombre"].str.contains("ñ").any()  # accents survive
+    model = clrisk.RiskModel(spec).fit(survey, **FIT, indicators=indicators)
+    shipped = clrisk.load_model(MODELS / "model.json")
+    np.testing.assert_allclose(model.params_, GOLDEN["params"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(shipped.params_, model.params_, rtol=1e-12)
+    np.testing.assert_allclose(shipped.cov_, model.cov_, rtol=1e-9)
+
+
+def test_shipped_model_scores_the_shipped_census() -> None:
+    model = clrisk.load_model(MODELS / "model.json")
+    risk = clrisk.predict(model, DATA / "censo.parquet", territory="municipio")
+    nat = risk.national().iloc[0]
+    assert nat["n_children"] == GOLDEN["census_rows"]
+    assert nat["expected_count"] == pytest.approx(
+        GOLDEN["national_expected_count"], rel=1e-9
+    )
+    assert len(risk.table) == GOLDEN["territories"]
+    assert risk.table["territory"].str.len().eq(5).all()
+
+
+def test_boundaries_cover_every_territory() -> None:
+    geo = json.loads((DATA / "municipios.geojson").read_text(encoding="utf-8"))
+    codes = {f["properties"]["codigo"] for f in geo["features"]}
+    census = pd.read_parquet(DATA / "censo.parquet", columns=["municipio"])
+    assert codes == set(census["municipio"])
+
+
+def test_cli_end_to_end_on_the_demo_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, survey = str(DATA / "spec.toml"), str(DATA / "encuesta_hogares.csv")
+    ind = str(DATA / "indicadores.xlsx")
+    assert main(["check", survey, "--spec", spec, "--indicators", ind, "--quiet"]) == 0
+    model = tmp_path / "model.json"
+    assert (
+        main(
+            [
+                "fit",
+                survey,
+                "--spec",
+                spec,
+                "--outcome",
+                "trabajo_infantil",
+                "--weight",
+                "fexp",
+                "--strata",
+                "estrato",
+                "--psu",
+                "upm",
+                "--indicators",
+                ind,
+                "-o",
+                str(model),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    risk = tmp_path / "riesgo.csv"
+    assert (
+        main(
+            [
+                "predict",
+                str(DATA / "censo.parquet"),
+                "--model",
+                str(model),
+                "--territory",
+                "municipio",
+                "-o",
+                str(risk),
+                "--format",
+                "json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    table = pd.read_csv(risk, dtype={"territory": str}, encoding="utf-8-sig")
+    assert table["expected_count"].sum() == pytest.approx(
+        GOLDEN["national_expected_count"], rel=1e-9
+    )
+    plan = tmp_path / "plan.csv"
+    assert (
+        main(["prioritise", str(risk), "--top", "10", "-o", str(plan), "--quiet"]) == 0
+    )
+    assert len(pd.read_csv(plan)) == GOLDEN["territories"]
