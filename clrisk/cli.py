@@ -18,14 +18,16 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from clrisk.datasets import make_country
-from clrisk.exceptions import ClriskError
+from clrisk.exceptions import ClriskError, InvalidParameterError
 from clrisk.features import encode
 from clrisk.io import read_table, write_table
 from clrisk.model import RiskModel
 from clrisk.modelfile import load_model, model_card
 from clrisk.prioritise import prioritise
 from clrisk.projection import predict
+from clrisk.scenario import simulate
 from clrisk.spec import FeatureSpec
+from clrisk.vulnerability import VulnerabilityIndex
 
 __all__ = ["main"]
 
@@ -37,6 +39,11 @@ _EXAMPLES = """examples:
       --strata estrato --psu upm --indicators indicators.csv -o model.json
   clrisk predict census.parquet --model model.json --territory municipio -o risk.csv
   clrisk prioritise risk.csv --coverage 0.5 -o plan.csv
+  clrisk simulate census.parquet --model model.json --set attends_school=yes \\
+      -o effect.csv
+  clrisk vulnerability indicators.xlsx --territory codigo \\
+      --dimension "poverty=pct_pobreza" --dimension "services=escuelas_1000" \\
+      --orient escuelas_1000=-1 -o ivti.csv
 """
 
 
@@ -104,7 +111,101 @@ def _parser() -> argparse.ArgumentParser:
     _add_fit(sub)
     _add_predict(sub)
     _add_prioritise(sub)
+    _add_simulate(sub)
+    _add_vulnerability(sub)
     return parser
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``, with a clear error."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise InvalidParameterError(f"{what} takes NAME=VALUE; got {item!r}.")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _add_simulate(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "simulate",
+        help="what a policy change would do, by territory",
+        description="Score FRAME as it is and with the change applied; write the "
+        "change in expected child labour per territory with intervals.",
+    )
+    cmd.add_argument("frame", type=Path)
+    cmd.add_argument("--model", type=Path, required=True, help="model.json")
+    cmd.add_argument("--territory", help="territory-code column of the frame")
+    cmd.add_argument(
+        "--set",
+        dest="set_",
+        metavar="FEATURE=LEVEL",
+        help="set a feature, e.g. attends_school=yes",
+    )
+    cmd.add_argument(
+        "--shift",
+        metavar="FEATURE=AMOUNT",
+        help="shift a numeric feature, e.g. household_size=-1",
+    )
+    cmd.add_argument(
+        "--share",
+        type=float,
+        help="with --set: raise the share at that level to this value",
+    )
+    cmd.add_argument(
+        "--where",
+        action="append",
+        metavar="FEATURE=LEVEL",
+        help="only children with this level (repeatable)",
+    )
+    cmd.add_argument(
+        "--territories", help="only these territory codes, comma-separated"
+    )
+    cmd.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="effects by territory: .csv or .parquet",
+    )
+    _common(cmd)
+    cmd.set_defaults(run=_simulate)
+
+
+def _add_vulnerability(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "vulnerability",
+        help="the Child Labour Vulnerability Index (IVTI)",
+        description="Compute the vulnerability index from a territory indicator "
+        "table: indicators grouped in dimensions, oriented, rescaled, weighted.",
+    )
+    cmd.add_argument("indicators", type=Path)
+    cmd.add_argument("--territory", required=True, help="territory-code column")
+    cmd.add_argument(
+        "--dimension",
+        action="append",
+        required=True,
+        metavar="NAME=COL1,COL2",
+        help="a dimension and its columns",
+    )
+    cmd.add_argument(
+        "--orient",
+        action="append",
+        metavar="COL=-1",
+        help="-1 where a higher value means less vulnerable",
+    )
+    cmd.add_argument("--weights", default="equal", choices=("equal", "pca"))
+    cmd.add_argument("--scaling", default="minmax", choices=("minmax", "zscore"))
+    cmd.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="index by territory: .csv or .parquet",
+    )
+    _common(cmd)
+    cmd.set_defaults(run=_vulnerability)
 
 
 def _common(cmd: argparse.ArgumentParser) -> None:
@@ -314,6 +415,65 @@ def _predict(args: argparse.Namespace) -> int:
         "rejected": risk.quality.rejected,
     }
     return _emit(args, summary, risk.summary(n=10))
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    if (args.set_ is None) == (args.shift is None):
+        raise InvalidParameterError("Give exactly one of --set or --shift.")
+    spec_pair = _pairs([args.set_ or args.shift], "--set/--shift")
+    ((feature, value),) = spec_pair.items()
+    change: dict[str, Any] = {
+        "feature": feature,
+        "where": _pairs(args.where, "--where"),
+    }
+    if args.set_ is not None:
+        kind = model.spec_.feature(feature).kind
+        change["set"] = float(value) if kind == "numeric" else value
+    else:
+        change["shift"] = float(value)
+    if args.share is not None:
+        change["share"] = args.share
+    if args.territories:
+        change["territories"] = [t.strip() for t in args.territories.split(",")]
+    scenario = simulate(model, args.frame, [change], territory=args.territory)
+    path = write_table(scenario.table, args.output)
+    _say(args, f"wrote {path}")
+    nat = scenario.national.iloc[0]
+    summary = {
+        "output": str(path),
+        "change": float(nat["change"]),
+        "change_low": float(nat["change_low"]),
+        "change_high": float(nat["change_high"]),
+        "expected_count": float(nat["expected_count"]),
+    }
+    return _emit(args, summary, scenario.summary())
+
+
+def _vulnerability(args: argparse.Namespace) -> int:
+    table = _read(args, args.indicators)
+    dims = {
+        name: [c.strip() for c in cols.split(",")]
+        for name, cols in _pairs(args.dimension, "--dimension").items()
+    }
+    orient = {k: int(v) for k, v in _pairs(args.orient, "--orient").items()}
+    index = VulnerabilityIndex(
+        dims,
+        orientation=orient or None,
+        scaling=args.scaling,
+        weights=args.weights,
+        territory=args.territory,
+    )
+    result = index.compute(table)
+    path = write_table(result.table, args.output)
+    _say(args, f"wrote {path}")
+    top = result.table.sort_values("score", ascending=False).head(10)
+    summary = {
+        "output": str(path),
+        "territories": len(result.table),
+        "weights": {k: float(v) for k, v in result.weights.items()},
+    }
+    return _emit(args, summary, top.to_string(index=False))
 
 
 def _prioritise(args: argparse.Namespace) -> int:

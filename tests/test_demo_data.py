@@ -118,3 +118,81 @@ def test_cli_end_to_end_on_the_demo_files(
         main(["prioritise", str(risk), "--top", "10", "-o", str(plan), "--quiet"]) == 0
     )
     assert len(pd.read_csv(plan)) == GOLDEN["territories"]
+
+
+def test_cli_simulate_and_vulnerability(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    effect = tmp_path / "effect.csv"
+    assert (
+        main(
+            [
+                "simulate",
+                str(DATA / "censo.parquet"),
+                "--model",
+                str(MODELS / "model.json"),
+                "--territory",
+                "municipio",
+                "--set",
+                "attends_school=yes",
+                "--where",
+                "rural=yes",
+                "-o",
+                str(effect),
+                "--format",
+                "json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["change_low"] <= out["change"] <= out["change_high"] < 0
+    table = pd.read_csv(effect, dtype={"territory": str}, encoding="utf-8-sig")
+    assert table["change"].sum() == pytest.approx(out["change"], rel=1e-9)
+
+    ivti = tmp_path / "ivti.csv"
+    assert (
+        main(
+            [
+                "vulnerability",
+                str(DATA / "indicadores.xlsx"),
+                "--territory",
+                "codigo",
+                "--dimension",
+                "economy=pct_pobreza,pct_agro",
+                "--dimension",
+                "services=escuelas_1000",
+                "--orient",
+                "escuelas_1000=-1",
+                "-o",
+                str(ivti),
+                "--format",
+                "json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["territories"] == GOLDEN["territories"]
+    assert sum(out["weights"].values()) == pytest.approx(1.0)
+    scores = pd.read_csv(ivti, encoding="utf-8-sig")["score"]
+    assert scores.min() == pytest.approx(0) and scores.max() == pytest.approx(100)
+
+
+def test_cli_bad_pair_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "simulate",
+            str(DATA / "censo.parquet"),
+            "--model",
+            str(MODELS / "model.json"),
+            "--set",
+            "attends_school",
+            "-o",
+            "x.csv",
+        ]
+    )
+    assert code == 1
+    assert "NAME=VALUE" in capsys.readouterr().err
