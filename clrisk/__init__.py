@@ -28,6 +28,7 @@ from clrisk.projection import predict, territory_stats
 from clrisk.quality import DataQuality
 from clrisk.scenario import Change, Scenario, simulate
 from clrisk.scoring import TerritoryStats
+from clrisk.sites import score_sites
 from clrisk.spec import Feature, FeatureSpec, Source
 from clrisk.territory import TerritoryRisk
 from clrisk.vulnerability import VulnerabilityIndex, VulnerabilityResult
@@ -66,6 +67,7 @@ __all__ = [
     "make_country",
     "predict",
     "prioritise",
+    "score_sites",
     "simulate",
     "territory_stats",
 ]

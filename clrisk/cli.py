@@ -26,6 +26,7 @@ from clrisk.modelfile import load_model, model_card
 from clrisk.prioritise import prioritise
 from clrisk.projection import predict
 from clrisk.scenario import simulate
+from clrisk.sites import score_sites
 from clrisk.spec import FeatureSpec
 from clrisk.vulnerability import VulnerabilityIndex
 
@@ -113,7 +114,43 @@ def _parser() -> argparse.ArgumentParser:
     _add_prioritise(sub)
     _add_simulate(sub)
     _add_vulnerability(sub)
+    _add_sites(sub)
     return parser
+
+
+def _add_sites(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "sites",
+        help="child-labour risk where production sites or suppliers work",
+        description="Project the model onto FRAME (by territory and, with "
+        "--sector, by the sector of the household head) and score each site of "
+        "SITES: risk level, sector risk, expected exposure and reasons.",
+    )
+    cmd.add_argument("sites", type=Path)
+    cmd.add_argument("--model", type=Path, required=True, help="model.json")
+    cmd.add_argument("--frame", type=Path, required=True, help="census or registry")
+    cmd.add_argument("--territory", help="territory-code column of the frame")
+    cmd.add_argument(
+        "--site-territory",
+        default="territory",
+        help="territory-code column of SITES (default: territory)",
+    )
+    cmd.add_argument("--sector", help="sector column of SITES")
+    cmd.add_argument(
+        "--sector-feature",
+        default="head_branch",
+        help="the spec feature holding sectors (default head_branch)",
+    )
+    cmd.add_argument("--volume", help="volume column of SITES (for exposure)")
+    cmd.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="scored sites: .csv or .parquet",
+    )
+    _common(cmd)
+    cmd.set_defaults(run=_sites)
 
 
 def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
@@ -474,6 +511,30 @@ def _vulnerability(args: argparse.Namespace) -> int:
         "weights": {k: float(v) for k, v in result.weights.items()},
     }
     return _emit(args, summary, top.to_string(index=False))
+
+
+def _sites(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    sites = _read(args, args.sites)
+    by = [args.sector_feature] if args.sector else None
+    risk = predict(model, args.frame, territory=args.territory, by=by)
+    out = score_sites(
+        sites,
+        risk,
+        territory=args.site_territory,
+        sector=args.sector,
+        sector_feature=args.sector_feature if args.sector else None,
+        volume=args.volume,
+    )
+    path = write_table(out, args.output)
+    _say(args, f"wrote {path}")
+    counts = out["status"].value_counts().to_dict()
+    summary = {
+        "output": str(path),
+        "sites": len(out),
+        "status": {str(k): int(v) for k, v in counts.items()},
+    }
+    return _emit(args, summary, out.to_string(index=False, max_rows=20))
 
 
 def _prioritise(args: argparse.Namespace) -> int:

@@ -81,7 +81,10 @@ def predict(
         None (a full census).
     by : str or sequence of str, optional
         Breakdown variables: names of binary/categorical features of the spec
-        (harmonised levels, e.g. ``"sex"``) or columns of the frame.
+        (harmonised levels, e.g. ``"sex"``) or columns of the frame. When one
+        is a binary individual feature of the policy area "gender", the table
+        gets ``gender_gap``: its second level's risk minus its reference's
+        (girls minus boys, in points; intervals from :meth:`TerritoryRisk.gap`).
     region : str, optional
         Region column of the frame, for roll-ups and per-region levels.
     indicators : DataFrame, optional
@@ -265,7 +268,7 @@ def predict(
     table["lead_policy_area"] = table["territory"].map(factors.lead_policy_area)
     lv = classify_risk(table, regions, levels, n_levels, level_scope, thresholds)
     table.insert(table.columns.get_loc("lead_policy_area"), "level", lv.labels)
-    return TerritoryRisk(
+    result = TerritoryRisk(
         table=table,
         stats=stats,
         factors=factors,
@@ -274,6 +277,27 @@ def predict(
         regions=regions,
         view=view,
         alpha=alpha,
+    )
+    gender = [b for b in by_list if _is_gender(spec, b)]
+    if gender:  # the spec says which breakdown is sex: add its gap per territory
+        feat = spec.feature(gender[0])
+        gap = result.gap(gender[0], feat.levels[1], feat.levels[0])
+        table = table.copy()
+        table["gender_gap"] = table["territory"].map(gap.set_index("territory")["gap"])
+        result = replace(result, table=table)
+    return result
+
+
+def _is_gender(spec: FeatureSpec, name: str) -> bool:
+    """A binary feature of the policy area "gender" (e.g. the child's sex)."""
+    names = {f.name for f in spec.features}
+    if name not in names:
+        return False
+    feat = spec.feature(name)
+    return (
+        feat.kind == "binary"
+        and feat.policy_area.lower() == "gender"
+        and feat.dimension == "individual"
     )
 
 

@@ -224,6 +224,78 @@ class TerritoryRisk:
         est = self.view.estimates(sums, self.alpha)
         return pd.concat([keys.reset_index(drop=True), est], axis=1)
 
+    def gap(
+        self, variable: str, level: str, reference: str, scope: str = "territory"
+    ) -> pd.DataFrame:
+        """Risk of one group minus another's (points), with delta-method intervals.
+
+        E.g. ``gap("sex", "female", "male")``: the gender gap per territory.
+        Other breakdown variables are summed over.
+
+        Parameters
+        ----------
+        variable : str
+            A breakdown variable (``by=`` of :func:`clrisk.predict`).
+        level, reference : str
+            The two groups compared: ``risk(level) − risk(reference)``.
+        scope : {"territory", "national"}
+
+        Returns
+        -------
+        DataFrame
+            The scope's key, ``risk_<level>``, ``risk_<reference>``, ``gap``,
+            ``gap_low``, ``gap_high`` (percentage points; NaN where a group has
+            no children).
+        """
+        if variable not in self.stats.by:
+            raise InvalidParameterError(
+                f"'{variable}' is not a breakdown of this result (by={self.stats.by});"
+                f" pass by=['{variable}'] to clrisk.predict."
+            )
+        if scope not in ("territory", "national"):
+            raise InvalidParameterError(
+                f"The 'scope' parameter of gap must be 'territory' or 'national'; "
+                f"got {scope!r}."
+            )
+        keys = self.stats.keys[["territory", variable]].copy()
+        if scope == "national":
+            keys["territory"] = "national"
+        cells = TerritoryStats.from_cells(keys, self.stats.sums, self.stats.layout)
+        groups = set(cells.keys[variable])
+        missing = [g for g in (level, reference) if g not in groups]
+        if missing:
+            raise InvalidParameterError(
+                f"{missing} are not groups of '{variable}'; the groups are "
+                f"{sorted(groups)}."
+            )
+        names = pd.Index(sorted(set(cells.keys["territory"])), dtype=object)
+
+        def side(group: str) -> tuple[np.ndarray, np.ndarray]:
+            rows = (cells.keys[variable] == group).to_numpy()
+            pos = names.get_indexer(cells.keys.loc[rows, "territory"])
+            r = np.full(len(names), np.nan)
+            g = np.zeros((len(names), len(self.view.cov)))
+            s = cells.sums[rows]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r[pos] = s[:, 2] / s[:, 1]
+                g[pos] = self.view.gradient_sums(s) / s[:, 1:2]
+            return r, g
+
+        (ra, ga), (rb, gb) = side(level), side(reference)
+        grad = ga - gb
+        se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", grad, self.view.cov, grad), 0))
+        z = st.norm.ppf(1 - self.alpha / 2)
+        d = ra - rb
+        key = "territory" if scope == "territory" else "scope"
+        return pd.DataFrame({
+            key: names.to_numpy(),
+            f"risk_{level}": 100 * ra,
+            f"risk_{reference}": 100 * rb,
+            "gap": 100 * d,
+            "gap_low": 100 * (d - z * se),
+            "gap_high": 100 * (d + z * se),
+        })  # fmt: skip
+
     # ----------------------------------------------------------- levels
     def classify(
         self,

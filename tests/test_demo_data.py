@@ -196,3 +196,51 @@ def test_cli_bad_pair_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert code == 1
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_cli_sites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    census = pd.read_parquet(DATA / "censo.parquet", columns=["municipio"])
+    codes = sorted(census["municipio"].unique())
+    sites = tmp_path / "proveedores.csv"
+    pd.DataFrame(
+        {
+            "codigo": [codes[0], codes[5], "99999"],
+            "rubro": ["agriculture", "mining", "agriculture"],
+            "toneladas": ["12,5", "3,0", "1,0"],
+        }
+    ).to_csv(sites, sep=";", index=False)
+    out = tmp_path / "sites.csv"
+    assert (
+        main(
+            [
+                "sites",
+                str(sites),
+                "--model",
+                str(MODELS / "model.json"),
+                "--frame",
+                str(DATA / "censo.parquet"),
+                "--territory",
+                "municipio",
+                "--site-territory",
+                "codigo",
+                "--sector",
+                "rubro",
+                "--volume",
+                "toneladas",
+                "-o",
+                str(out),
+                "--format",
+                "json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["sites"] == 3
+    assert summary["status"] == {"scored": 2, "territory not in the risk table": 1}
+    scored = pd.read_csv(out, dtype={"codigo": str}, encoding="utf-8-sig")
+    assert scored["codigo"].tolist()[0] == codes[0]
+    assert scored["exposure"].iloc[0] == pytest.approx(
+        12.5 * scored["sector_risk"].iloc[0] / 100
+    )

@@ -40,7 +40,8 @@ def test_readme_quickstart_runs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_public_api() -> None:
     assert sorted(clrisk.__all__) == sorted(
         [
-            "AgeBand", "Change", "Scenario", "simulate", "VulnerabilityIndex",
+            "AgeBand", "Change", "Scenario", "simulate",
+            "score_sites", "VulnerabilityIndex",
             "VulnerabilityResult", "ClriskError", "ClriskWarning", "Country",
             "DataQuality",
             "DataValidationError", "Diagnostics", "FactorWeights", "Feature",

@@ -465,3 +465,57 @@ def test_breakdown_by_an_identifier_is_refused(
     census = pd.concat(pieces, ignore_index=True)
     with pytest.raises(InvalidParameterError, match="not for identifiers"):
         clrisk.predict(small_model, census, **small.predict_kwargs, by="child_id")
+
+
+def test_gender_gap_is_girls_minus_boys_with_intervals(
+    small_risk: clrisk.TerritoryRisk,
+) -> None:
+    table = small_risk.table.set_index("territory")
+    by_sex = small_risk.breakdown("territory").pivot(
+        index="territory", columns="sex", values="risk"
+    )
+    np.testing.assert_allclose(
+        table["gender_gap"], by_sex["female"] - by_sex["male"], rtol=1e-12
+    )
+    gap = small_risk.gap("sex", "female", "male").set_index("territory")
+    assert ((gap["gap_low"] <= gap["gap"]) & (gap["gap"] <= gap["gap_high"])).all()
+    nat = small_risk.gap("sex", "female", "male", scope="national").iloc[0]
+    by = small_risk.breakdown("national").set_index("sex")["risk"]
+    assert nat["gap"] == pytest.approx(by["female"] - by["male"], rel=1e-12)
+    with pytest.raises(InvalidParameterError, match="not a breakdown"):
+        small_risk.gap("rural", "yes", "no")
+
+
+def test_gender_gap_delta_method_by_numerical_gradient(
+    small: clrisk.Country,
+    small_model: clrisk.RiskModel,
+    small_risk: clrisk.TerritoryRisk,
+) -> None:
+    from clrisk.features import design_matrix, encode
+
+    coded = encode(
+        small_model.spec_,
+        small.census,
+        source="census",
+        territory="municipio",
+        indicators=small.indicators,
+    )
+    X = design_matrix(coded)
+    girl = small.census["p_sexo"].to_numpy() == "M"
+    nat = small_risk.gap("sex", "female", "male", scope="national").iloc[0]
+
+    def gap(beta: np.ndarray) -> float:
+        p = expit(X @ beta)
+        return 100 * (p[girl].mean() - p[~girl].mean())
+
+    eps = 1e-6
+    grad = np.array(
+        [
+            (gap(small_model.params_ + eps * e) - gap(small_model.params_ - eps * e))
+            / (2 * eps)
+            for e in np.eye(len(small_model.params_))
+        ]
+    )
+    se = np.sqrt(grad @ small_model.cov_ @ grad)
+    z = (nat["gap_high"] - nat["gap"]) / se
+    assert z == pytest.approx(1.959964, rel=1e-4)

@@ -1,0 +1,124 @@
+"""Risk of production sites and suppliers, for supply-chain due diligence.
+
+:func:`score_sites` attaches to each site (a territory code, optionally the
+sector it works in and a volume) the child-labour risk where it operates: the
+territory's risk and level, and — when the projection was broken down by the
+sector of the household head's activity (``clrisk.predict(..., by=
+"head_branch")``) — the risk among children of households working in that
+sector there, the expected number of such children, and the reasons (the
+territory's lead policy area and main risk factors). Sites that cannot be
+scored keep their row with the reason, never dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from clrisk.exceptions import InvalidParameterError, SchemaError
+from clrisk.territory import TerritoryRisk
+
+__all__ = ["score_sites"]
+
+
+def score_sites(
+    sites: pd.DataFrame,
+    risk: TerritoryRisk,
+    *,
+    territory: str = "territory",
+    sector: str | None = None,
+    sector_feature: str | None = None,
+    volume: str | None = None,
+    n_factors: int = 3,
+) -> pd.DataFrame:
+    """Risk level and expected exposure of each site, with the reasons.
+
+    Parameters
+    ----------
+    sites : DataFrame
+        One row per site or supplier.
+    risk : TerritoryRisk
+        From :func:`clrisk.predict`; with ``by=[sector_feature]`` to use
+        `sector`.
+    territory : str
+        Column of `sites` with the territory code (read as text).
+    sector : str, optional
+        Column of `sites` with the site's sector, a level of `sector_feature`.
+    sector_feature : str, optional
+        The breakdown variable holding sectors (e.g. ``"head_branch"``).
+    volume : str, optional
+        Column with the site's volume (tonnes, workers, ...): ``exposure`` is
+        volume x sector (or territory) risk.
+    n_factors : int
+        Main risk factors listed per site.
+
+    Returns
+    -------
+    DataFrame
+        `sites` with ``territory_risk``, ``territory_level``,
+        ``lead_policy_area``, ``main_risk_factors``, and with `sector`:
+        ``sector_risk``, ``sector_risk_low``, ``sector_risk_high``,
+        ``sector_children``, ``sector_expected_count``; with `volume`:
+        ``exposure``; and ``status`` ("scored" or why not).
+    """
+    need = [territory, *(c for c in (sector, volume) if c is not None)]
+    missing = [c for c in need if c not in sites.columns]
+    if missing:
+        raise SchemaError(
+            "The sites table lacks columns.",
+            expected=need,
+            received=[str(c) for c in sites.columns],
+        )
+    if (sector is None) != (sector_feature is None):
+        raise InvalidParameterError("Give sector= and sector_feature= together.")
+    if pd.api.types.is_numeric_dtype(sites[territory].dtype):
+        raise InvalidParameterError(
+            f"The site column '{territory}' holds numbers: territory codes must be "
+            "read as text (leading zeros); read the file with dtype=str."
+        )
+    out = sites.copy()
+    codes = out[territory].astype("string").str.strip()
+    table = risk.table.set_index("territory")
+    known = codes.isin(table.index)
+    status = np.where(known, "scored", "territory not in the risk table")
+    out["territory_risk"] = codes.map(table["risk"]).astype(float)
+    out["territory_level"] = codes.map(table["level"])
+    out["lead_policy_area"] = codes.map(table["lead_policy_area"])
+    out["main_risk_factors"] = codes.map(_main_factors(risk, n_factors))
+    rate = out["territory_risk"]
+    if sector is not None:
+        assert sector_feature is not None
+        if sector_feature not in risk.stats.by:
+            raise InvalidParameterError(
+                f"The risk was not broken down by '{sector_feature}': pass "
+                f"by=['{sector_feature}'] to clrisk.predict."
+            )
+        cells = risk.breakdown("territory").set_index(["territory", sector_feature])
+        key = pd.MultiIndex.from_arrays([codes, out[sector].astype("string")])
+        found = key.isin(cells.index)
+        status = np.where(known & ~found, "no children of that sector there", status)
+        picked = cells.reindex(key)
+        for src, dst in (
+            ("risk", "sector_risk"),
+            ("risk_low", "sector_risk_low"),
+            ("risk_high", "sector_risk_high"),
+            ("n_children", "sector_children"),
+            ("expected_count", "sector_expected_count"),
+        ):
+            out[dst] = picked[src].to_numpy()
+        rate = out["sector_risk"]
+    if volume is not None:
+        out["exposure"] = pd.to_numeric(out[volume], errors="raise") * rate / 100
+    out["status"] = status
+    return out
+
+
+def _main_factors(risk: TerritoryRisk, k: int) -> pd.Series:
+    """The `k` features pushing each territory's risk up most, as text."""
+    gaps = risk.factors.gaps
+
+    def top(row: pd.Series) -> str:
+        up = row[row > 0].sort_values(ascending=False).head(k)
+        return ", ".join(up.index) if len(up) else "none above national"
+
+    return gaps.apply(top, axis=1)
