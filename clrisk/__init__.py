@@ -31,7 +31,9 @@ from clrisk.scoring import TerritoryStats
 from clrisk.sites import score_sites
 from clrisk.spec import Feature, FeatureSpec, Source
 from clrisk.territory import TerritoryRisk
+from clrisk.validation import CrossValidation, cross_validate
 from clrisk.vulnerability import VulnerabilityIndex, VulnerabilityResult
+from clrisk.workbook import write_workbook
 
 __version__ = "0.1.0.dev0"
 
@@ -41,6 +43,7 @@ __all__ = [
     "ClriskError",
     "ClriskWarning",
     "Country",
+    "CrossValidation",
     "DataQuality",
     "DataValidationError",
     "Diagnostics",
@@ -63,6 +66,7 @@ __all__ = [
     "VulnerabilityResult",
     "__version__",
     "classify",
+    "cross_validate",
     "load_model",
     "make_country",
     "predict",
@@ -70,4 +74,5 @@ __all__ = [
     "score_sites",
     "simulate",
     "territory_stats",
+    "write_workbook",
 ]

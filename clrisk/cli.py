@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,20 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from clrisk.datasets import make_country
-from clrisk.exceptions import ClriskError, InvalidParameterError
+from clrisk.exceptions import ClriskError, ClriskWarning, InvalidParameterError
 from clrisk.features import encode
 from clrisk.io import read_table, write_table
 from clrisk.model import RiskModel
 from clrisk.modelfile import load_model, model_card
 from clrisk.prioritise import prioritise
 from clrisk.projection import predict
+from clrisk.reliability import DEFAULT_MIN_CHILDREN, suppress
 from clrisk.scenario import simulate
 from clrisk.sites import score_sites
 from clrisk.spec import FeatureSpec
+from clrisk.validation import cross_validate
 from clrisk.vulnerability import VulnerabilityIndex
+from clrisk.workbook import write_workbook
 
 __all__ = ["main"]
 
@@ -115,7 +119,37 @@ def _parser() -> argparse.ArgumentParser:
     _add_simulate(sub)
     _add_vulnerability(sub)
     _add_sites(sub)
+    _add_report(sub)
     return parser
+
+
+def _add_report(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "report",
+        help="maps and one HTML fact sheet per region",
+        description="Project the model onto FRAME and write, in the output folder, "
+        "one self-contained HTML fact sheet per region (maps from the GeoJSON "
+        "boundaries, territories by level, main factors) and the Excel workbook.",
+    )
+    cmd.add_argument("frame", type=Path)
+    cmd.add_argument("--model", type=Path, required=True, help="model.json")
+    cmd.add_argument("--territory", help="territory-code column of the frame")
+    cmd.add_argument("--region", help="region column of the frame")
+    cmd.add_argument("--boundaries", type=Path, help="GeoJSON boundaries")
+    cmd.add_argument(
+        "--key", default="codigo", help="boundary property holding the territory code"
+    )
+    cmd.add_argument("--name", help="boundary property holding display names")
+    cmd.add_argument(
+        "--coverage",
+        type=float,
+        default=0.5,
+        help="coverage target of the priority list (default 0.5)",
+    )
+    cmd.add_argument("--title", default="Child labour risk")
+    cmd.add_argument("-o", "--output", type=Path, required=True, help="folder")
+    _common(cmd)
+    cmd.set_defaults(run=_report)
 
 
 def _add_sites(sub: Any) -> None:
@@ -287,6 +321,12 @@ def _add_fit(sub: Any) -> None:
     cmd.add_argument("--territory", help="territory-code column of the survey")
     cmd.add_argument("--indicators", type=Path, help="territory indicator table")
     cmd.add_argument("--link", choices=("logit", "probit"), default="logit")
+    cmd.add_argument(
+        "--cv-groups",
+        metavar="COL",
+        help="cross-validate with folds of whole groups (e.g. the PSU)",
+    )
+    cmd.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     cmd.add_argument("-o", "--output", type=Path, required=True, help="model.json")
     _common(cmd)
     cmd.set_defaults(run=_fit)
@@ -306,6 +346,13 @@ def _add_predict(sub: Any) -> None:
     cmd.add_argument("--by", action="append", help="breakdown (repeatable)")
     cmd.add_argument("--indicators", type=Path, help="territory indicator table")
     cmd.add_argument("--levels", default="jenks", help="level method")
+    cmd.add_argument(
+        "--min-children",
+        type=int,
+        default=DEFAULT_MIN_CHILDREN,
+        help="suppress territories with fewer children in the "
+        f"CSV/Parquet output (default {DEFAULT_MIN_CHILDREN}; 0: none)",
+    )
     cmd.add_argument("--n-levels", type=int, default=3)
     cmd.add_argument(
         "-o",
@@ -403,10 +450,36 @@ def _fit(args: argparse.Namespace) -> int:
     )
     path = model.save(args.output)
     card = path.with_suffix(".md")
-    card.write_text(model_card(model), encoding="utf-8")
+    text = model_card(model)
+    cv_summary = None
+    if args.cv_groups:
+        fit_kwargs = {
+            "outcome": args.outcome,
+            "weight": args.weight,
+            "strata": args.strata,
+            "psu": args.psu,
+            "territory": args.territory,
+            "indicators": indicators,
+        }
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ClriskWarning)
+            cv = cross_validate(
+                model, survey, groups=args.cv_groups, n_splits=args.folds, **fit_kwargs
+            )
+        for w in caught:
+            _say(args, f"warning: {w.message}")
+        text += "\n## Cross-validation\n" + cv.summary() + "\n"
+        cv_summary = {
+            "auc": cv.auc,
+            "brier": cv.brier,
+            "calibration_slope": cv.calibration_slope,
+            "weak": cv.weak,
+        }
+    card.write_text(text, encoding="utf-8")
     _say(args, f"wrote {path} and {card}")
     d = model.diagnostics_
     summary = {
+        "cross_validation": cv_summary,
         "model": str(path),
         "card": str(card),
         "n_obs": model.n_obs_,
@@ -439,7 +512,18 @@ def _predict(args: argparse.Namespace) -> int:
     )
     if show:
         print(file=sys.stderr)
-    path = write_table(risk.table, args.output)
+    if args.output.suffix.lower() == ".xlsx":
+        inputs = {"frame": args.frame, "model": args.model}
+        if args.indicators:
+            inputs["indicators"] = args.indicators
+        path = write_workbook(args.output, risk, model=model, inputs=inputs)
+    else:
+        export = risk.table
+        if args.min_children > 0:  # reliability flags, small territories withheld
+            export, record = suppress(risk, min_children=args.min_children)
+            if record.suppressed:
+                _say(args, record.summary())
+        path = write_table(export, args.output)
     _say(args, f"wrote {path}")
     nat = risk.national().iloc[0]
     summary = {
@@ -537,6 +621,36 @@ def _sites(args: argparse.Namespace) -> int:
     return _emit(args, summary, out.to_string(index=False, max_rows=20))
 
 
+def _report(args: argparse.Namespace) -> int:
+    from clrisk.report import fact_sheets, read_boundaries
+
+    model = load_model(args.model)
+    bounds = None
+    if args.boundaries is not None:
+        bounds = read_boundaries(args.boundaries, args.key, name=args.name)
+    risk = predict(model, args.frame, territory=args.territory, region=args.region)
+    plan = prioritise(risk, coverage=args.coverage)
+    args.output.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ClriskWarning)
+        pages = fact_sheets(risk, bounds, args.output, plan=plan, title=args.title)
+    for w in caught:
+        _say(args, f"warning: {w.message}")
+    inputs = {"frame": args.frame, "model": args.model}
+    if args.boundaries is not None:
+        inputs["boundaries"] = args.boundaries
+    book = write_workbook(
+        args.output / "clrisk-results.xlsx", risk, plan=plan, model=model, inputs=inputs
+    )
+    _say(args, f"wrote {len(pages)} fact sheets and {book} in {args.output}")
+    summary = {
+        "output": str(args.output),
+        "fact_sheets": [p.name for p in pages],
+        "workbook": book.name,
+    }
+    return _emit(args, summary, "\n".join(str(p) for p in [*pages, book]))
+
+
 def _prioritise(args: argparse.Namespace) -> int:
     table = _read(args, args.risk)
     for col in (
@@ -555,7 +669,10 @@ def _prioritise(args: argparse.Namespace) -> int:
         cost=args.cost,
         coverage=args.coverage,
     )
-    path = write_table(plan.ranking, args.output)
+    if args.output.suffix.lower() == ".xlsx":
+        path = write_workbook(args.output, table, plan=plan, inputs={"risk": args.risk})
+    else:
+        path = write_table(plan.ranking, args.output)
     _say(args, f"wrote {path}")
     summary = {
         "output": str(path),

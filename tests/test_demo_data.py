@@ -244,3 +244,145 @@ def test_cli_sites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert scored["exposure"].iloc[0] == pytest.approx(
         12.5 * scored["sector_risk"].iloc[0] / 100
     )
+
+
+def test_cli_workbooks_and_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("openpyxl")
+    pytest.importorskip("matplotlib")
+    book = tmp_path / "riesgo.xlsx"
+    assert (
+        main(
+            [
+                "predict",
+                str(DATA / "censo.parquet"),
+                "--model",
+                str(MODELS / "model.json"),
+                "--territory",
+                "municipio",
+                "-o",
+                str(book),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    plan = tmp_path / "plan.xlsx"
+    assert (
+        main(["prioritise", str(book), "--coverage", "0.5", "-o", str(plan), "--quiet"])
+        == 0
+    )
+    sheets = pd.read_excel(plan, sheet_name=None, dtype={"territory": str})
+    assert (
+        "priorities" in sheets
+        and sheets["territories"]["territory"].str.len().eq(5).all()
+    )
+    out = tmp_path / "informe"
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "report",
+                str(DATA / "censo.parquet"),
+                "--model",
+                str(MODELS / "model.json"),
+                "--territory",
+                "municipio",
+                "--region",
+                "departamento",
+                "--boundaries",
+                str(DATA / "municipios.geojson"),
+                "--key",
+                "codigo",
+                "--name",
+                "nombre",
+                "-o",
+                str(out),
+                "--format",
+                "json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert len(summary["fact_sheets"]) == 6  # one per region
+    page = (out / summary["fact_sheets"][0]).read_text(encoding="utf-8")
+    assert "<script" not in page and "data:image/png;base64," in page
+    assert (out / "clrisk-results.xlsx").exists()
+
+
+def test_cli_fit_with_cross_validation_and_suppression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, survey = str(DATA / "spec.toml"), str(DATA / "encuesta_hogares.csv")
+    model = tmp_path / "model.json"
+    assert (
+        main(
+            [
+                "fit",
+                survey,
+                "--spec",
+                spec,
+                "--outcome",
+                "trabajo_infantil",
+                "--weight",
+                "fexp",
+                "--strata",
+                "estrato",
+                "--psu",
+                "upm",
+                "--indicators",
+                str(DATA / "indicadores.xlsx"),
+                "--cv-groups",
+                "upm",
+                "--folds",
+                "4",
+                "-o",
+                str(model),
+                "--format",
+                "json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    cv = out["cross_validation"]
+    assert 0.7 < cv["auc"] < out["auc"] + 0.02 and not cv["weak"]
+    assert "## Cross-validation" in model.with_suffix(".md").read_text("utf-8")
+    # a census cut to a few children in one territory: withheld in the export
+    census = pd.read_parquet(DATA / "censo.parquet")
+    first = census["municipio"].iloc[0]
+    small = pd.concat(
+        [
+            census[census["municipio"] != first],
+            census[census["municipio"] == first].head(10),
+        ]
+    )
+    frame = tmp_path / "censo_corto.parquet"
+    small.to_parquet(frame, index=False)
+    risk = tmp_path / "riesgo.csv"
+    assert (
+        main(
+            [
+                "predict",
+                str(frame),
+                "--model",
+                str(model),
+                "--territory",
+                "municipio",
+                "--region",
+                "departamento",
+                "-o",
+                str(risk),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(risk, dtype={"territory": str}, encoding="utf-8-sig")
+    row = table.set_index("territory").loc[first]
+    assert pd.isna(row["risk"]) and row["reliability"] == "suppressed"
+    assert table["suppressed"].sum() >= 2  # complementary suppression in its region

@@ -50,6 +50,8 @@ def test_public_api() -> None:
             "TerritoryRisk", "TerritoryStats", "Truth", "__version__", "classify",
             "load_model",
             "make_country", "predict", "prioritise", "territory_stats",
+            "CrossValidation", "cross_validate",
+            "write_workbook",
         ]
     )  # fmt: skip
     for name in clrisk.__all__:
