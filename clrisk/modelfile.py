@@ -64,6 +64,7 @@ _KEYS = {
 _SETTINGS = {"link", "max_iter", "tol", "lonely_psu", "on_invalid", "penalty"}
 _TRAINING = {
     "n_obs",
+    "n_features_in",
     "sum_weights",
     "loglik",
     "converged",
@@ -140,6 +141,7 @@ def model_to_dict(model: RiskModel) -> dict[str, Any]:
             "feature_names_in": [
                 str(c) for c in getattr(model, "feature_names_in_", [])
             ],
+            "n_features_in": int(getattr(model, "n_features_in_", 0)),
         },
         "indicators": None
         if model.indicators_ is None
@@ -219,7 +221,10 @@ def model_from_dict(data: Any, *, where: str = "the model") -> RiskModel:
     cov = _array(data["cov"], (len(terms), len(terms)), "cov", fail)
     if data["terms"] != terms:
         raise fail("the terms do not match the specification's columns")
-    model = RiskModel(spec, **data["settings"])
+    from clrisk.model import _INFERRED_SOURCE
+
+    inferred = data["training"]["source"] == _INFERRED_SOURCE  # fitted on arrays
+    model = RiskModel(None if inferred else spec, **data["settings"])
     tr = data["training"]
     model.spec_ = spec
     model.terms_ = terms
@@ -244,8 +249,9 @@ def model_from_dict(data: Any, *, where: str = "the model") -> RiskModel:
     model.territory_ = tr["territory"]
     names = tr["feature_names_in"]
     if names:
-        model.n_features_in_ = len(names)
         model.feature_names_in_ = np.asarray(names, dtype=object)
+    if tr["n_features_in"]:
+        model.n_features_in_ = int(tr["n_features_in"])
     model.indicators_ = _indicators(data["indicators"], spec, fail)
     return model
 

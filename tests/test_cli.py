@@ -251,3 +251,30 @@ def test_read_excel_by_sheet_name_and_index(tmp_path: Path) -> None:
     assert by_name["codigo"].tolist() == ["05001", "08001"]
     with pytest.raises(InvalidParameterError, match=r"no sheet 'x'.*'notas', 'datos'"):
         read_table(path, sheet="x")
+
+
+def test_installed_script_smoke(tmp_path: Path) -> None:
+    """The console script itself, as a user calls it."""
+    import shutil
+
+    script = shutil.which("clrisk")
+    if script is None:
+        pytest.skip("the clrisk script is not on PATH (package not installed)")
+    done = subprocess.run(
+        [
+            script,
+            "demo",
+            "--out",
+            str(tmp_path),
+            "--territories",
+            "30",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"] == FILES

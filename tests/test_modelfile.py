@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import clrisk
 from clrisk.exceptions import ModelFormatError
@@ -111,3 +114,31 @@ def test_not_json_and_nan(tmp_path: Path, model: clrisk.RiskModel) -> None:
 def test_unfitted_model_cannot_be_saved(tmp_path: Path) -> None:
     with pytest.raises(clrisk.ClriskError, match="fitted"):
         clrisk.RiskModel().save(tmp_path / "m.json")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(60, 300),
+    k=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+    link=st.sampled_from(["logit", "probit"]),
+    weighted=st.booleans(),
+)
+def test_round_trip_property(
+    n: int, k: int, seed: int, link: str, weighted: bool
+) -> None:
+    """Any fitted model: save -> load gives the same numbers, bit for bit."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, k))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + X @ rng.normal(0, 0.5, k))))).astype(
+        int
+    )
+    y[:2] = [0, 1]
+    w = rng.uniform(0.5, 3, n) if weighted else None
+    model = clrisk.RiskModel(link=link).fit(X, y, sample_weight=w)
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = clrisk.load_model(model.save(Path(tmp) / "m.json"))
+    np.testing.assert_array_equal(loaded.params_, model.params_)
+    np.testing.assert_array_equal(loaded.cov_, model.cov_)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert loaded.get_params() == model.get_params()
