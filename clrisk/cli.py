@@ -21,7 +21,7 @@ from scipy.stats import spearmanr
 from clrisk.datasets import make_country
 from clrisk.exceptions import ClriskError, ClriskWarning, InvalidParameterError
 from clrisk.features import encode
-from clrisk.io import read_table, write_table
+from clrisk.io import read_table, write_geojson, write_table
 from clrisk.model import RiskModel
 from clrisk.modelfile import load_model, model_card
 from clrisk.prioritise import prioritise
@@ -637,8 +637,21 @@ def _report(args: argparse.Namespace) -> int:
     for w in caught:
         _say(args, f"warning: {w.message}")
     inputs = {"frame": args.frame, "model": args.model}
+    extra = []
     if args.boundaries is not None:
         inputs["boundaries"] = args.boundaries
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ClriskWarning)
+            extra.append(
+                write_geojson(
+                    risk.table,
+                    args.boundaries,
+                    args.key,
+                    args.output / "clrisk-results.geojson",
+                )
+            )
+        for w in caught:
+            _say(args, f"warning: {w.message}")
     book = write_workbook(
         args.output / "clrisk-results.xlsx", risk, plan=plan, model=model, inputs=inputs
     )
@@ -647,8 +660,9 @@ def _report(args: argparse.Namespace) -> int:
         "output": str(args.output),
         "fact_sheets": [p.name for p in pages],
         "workbook": book.name,
+        "geojson": [p.name for p in extra],
     }
-    return _emit(args, summary, "\n".join(str(p) for p in [*pages, book]))
+    return _emit(args, summary, "\n".join(str(p) for p in [*pages, book, *extra]))
 
 
 def _prioritise(args: argparse.Namespace) -> int:

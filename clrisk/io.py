@@ -17,15 +17,18 @@ or Parquet.
 from __future__ import annotations
 
 import csv
+import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from clrisk.exceptions import InvalidParameterError, SchemaError
+from clrisk.exceptions import CoverageWarning, InvalidParameterError, SchemaError
 
-__all__ = ["ReadInfo", "read_table", "write_table"]
+__all__ = ["ReadInfo", "read_table", "write_geojson", "write_table"]
 
 _ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 _DECIMAL_COMMA = re.compile(r"^\s*-?\d+(,\d+)?\s*$")
@@ -132,6 +135,91 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
             f"Cannot write '{path}': use a .csv or .parquet file name."
         )
     return path
+
+
+def write_geojson(
+    table: pd.DataFrame,
+    boundaries: str | Path,
+    key: str,
+    path: str | Path,
+    *,
+    territory: str = "territory",
+) -> Path:
+    """Write `boundaries` (GeoJSON) with the rows of `table` joined by code.
+
+    Each feature keeps its geometry and properties and gains the columns of
+    the row whose `territory` equals its `key` property (compared as text);
+    numbers stay numbers, missing values become null. Features without a row,
+    and rows without a feature, are reported with a
+    :class:`~clrisk.exceptions.CoverageWarning` — never dropped silently.
+
+    Parameters
+    ----------
+    table : DataFrame
+        E.g. ``TerritoryRisk.table``.
+    boundaries : str or Path
+        A GeoJSON FeatureCollection.
+    key : str
+        The feature property holding the territory code.
+    path : str or Path
+        The GeoJSON file to write.
+    territory : str
+        The code column of `table`.
+
+    Returns
+    -------
+    Path
+    """
+    src = Path(boundaries)
+    try:
+        data = json.loads(src.read_text(encoding="utf-8-sig"))
+        features = data["features"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SchemaError(
+            f"'{src}' is not a readable GeoJSON FeatureCollection ({exc})."
+        ) from None
+    rows = {str(r[territory]): r for r in table.to_dict(orient="records")}
+    seen = set()
+    for i, feat in enumerate(features):
+        props = feat.get("properties") or {}
+        if key not in props:
+            raise SchemaError(
+                f"Feature {i} of '{src}' has no property {key!r}.",
+                expected=[key],
+                received=sorted(props),
+            )
+        code = str(props[key])
+        seen.add(code)
+        row = rows.get(code, {})
+        for col in table.columns:
+            if col != territory:
+                props[str(col)] = _json_value(row.get(col))
+        feat["properties"] = props
+    unmatched_rows = sorted(set(rows) - seen)
+    unmatched_features = sorted(seen - set(rows))
+    if unmatched_rows or unmatched_features:
+        warnings.warn(
+            f"Joining to '{src}': {len(unmatched_rows)} territories have no boundary "
+            f"(e.g. {unmatched_rows[:5]}); {len(unmatched_features)} boundaries have "
+            f"no row (e.g. {unmatched_features[:5]}), written with null values.",
+            CoverageWarning,
+            stacklevel=2,
+        )
+    out = Path(path)
+    out.write_text(
+        json.dumps(data, ensure_ascii=False, allow_nan=False), encoding="utf-8"
+    )
+    return out
+
+
+def _json_value(value: object) -> object:
+    """A JSON-ready scalar: numpy scalars to Python, NaN/NA to None."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    item = value.item() if hasattr(value, "item") else value
+    if isinstance(item, float) and not np.isfinite(item):
+        return None
+    return item
 
 
 # --------------------------------------------------------------------- private

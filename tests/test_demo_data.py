@@ -311,6 +311,13 @@ def test_cli_workbooks_and_report(
     page = (out / summary["fact_sheets"][0]).read_text(encoding="utf-8")
     assert "<script" not in page and "data:image/png;base64," in page
     assert (out / "clrisk-results.xlsx").exists()
+    geo = json.loads((out / "clrisk-results.geojson").read_text(encoding="utf-8"))
+    assert {f["properties"]["level"] for f in geo["features"]} <= {
+        "low",
+        "medium",
+        "high",
+    }
+    assert summary["geojson"] == ["clrisk-results.geojson"]
 
 
 def test_cli_fit_with_cross_validation_and_suppression(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clrisk.exceptions import InvalidParameterError
+from clrisk.exceptions import InvalidParameterError, SchemaError
 from clrisk.io import read_table, write_table
 
 TABLE = pd.DataFrame(
@@ -79,3 +79,42 @@ def test_unknown_and_missing_files(tmp_path: Path) -> None:
     odd.write_text("x")
     with pytest.raises(InvalidParameterError, match="extension"):
         read_table(odd)
+
+
+def test_write_geojson_joins_results(tmp_path: Path) -> None:
+    import json
+    import warnings
+
+    from clrisk.exceptions import CoverageWarning
+    from clrisk.io import write_geojson
+
+    square = {
+        "type": "Polygon",
+        "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]],
+    }
+    geo = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"codigo": c}, "geometry": square}
+            for c in ["05001", "08001", "99999"]
+        ],
+    }
+    src = tmp_path / "b.geojson"
+    src.write_text(json.dumps(geo), encoding="utf-8")
+    table = pd.DataFrame(
+        {
+            "territory": ["05001", "08001", "11001"],
+            "risk": [12.5, float("nan"), 3.0],
+            "level": ["high", "low", "low"],
+        }
+    )
+    with pytest.warns(CoverageWarning, match=r"1 territories have no boundary.*11001"):
+        out = write_geojson(table, src, "codigo", tmp_path / "out.geojson")
+    props = [f["properties"] for f in json.loads(out.read_text("utf-8"))["features"]]
+    assert props[0] == {"codigo": "05001", "risk": 12.5, "level": "high"}
+    assert props[1]["risk"] is None  # NaN -> null
+    assert props[2] == {"codigo": "99999", "risk": None, "level": None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CoverageWarning)
+        with pytest.raises(SchemaError, match="no property 'nope'"):
+            write_geojson(table, src, "nope", tmp_path / "x.geojson")
