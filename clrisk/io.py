@@ -20,13 +20,20 @@ import csv
 import json
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from clrisk.exceptions import CoverageWarning, InvalidParameterError, SchemaError
+from clrisk.exceptions import (
+    ClriskError,
+    CoverageWarning,
+    DataValidationError,
+    InvalidParameterError,
+    SchemaError,
+)
 
 __all__ = ["ReadInfo", "read_table", "write_geojson", "write_table"]
 
@@ -102,6 +109,45 @@ def read_table(
     path = Path(path)
     if not path.is_file():
         raise InvalidParameterError(f"The file '{path}' does not exist.")
+    try:
+        return _read(path, sep, encoding, decimal, sheet)
+    except ClriskError:  # already clear (and a ValueError: let it through)
+        raise
+    except _UNREADABLE as exc:  # the readers of pandas, pyarrow, openpyxl
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataValidationError(
+            column="(file)",
+            problem=f"the file cannot be read as {path.suffix or 'a table'} "
+            f"({type(exc).__name__}: {detail})",
+            n_bad=0,
+            fix="Check that the file is complete and of the type its extension "
+            "says; re-export it if needed.",
+            where=f"'{path}'",
+        ) from None
+
+
+# what third-party readers raise for a damaged or mislabelled file
+_UNREADABLE = (
+    ValueError,
+    OSError,
+    UnicodeError,
+    EOFError,
+    KeyError,
+    IndexError,
+    TypeError,
+    zipfile.BadZipFile,
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+)
+
+
+def _read(
+    path: Path,
+    sep: str | None,
+    encoding: str | None,
+    decimal: str | None,
+    sheet: str | int | None,
+) -> tuple[pd.DataFrame, ReadInfo]:
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".tsv"):
         return _read_csv(path, sep, encoding, decimal)
