@@ -26,7 +26,7 @@ from clrisk.model import RiskModel
 from clrisk.modelfile import load_model, model_card
 from clrisk.prioritise import prioritise
 from clrisk.projection import predict
-from clrisk.reliability import DEFAULT_MIN_CHILDREN, suppress
+from clrisk.reliability import DEFAULT_MIN_CHILDREN, suppress, suppress_breakdown
 from clrisk.scenario import simulate
 from clrisk.sites import score_sites
 from clrisk.spec import FeatureSpec
@@ -524,6 +524,16 @@ def _predict(args: argparse.Namespace) -> int:
             if record.suppressed:
                 _say(args, record.summary())
         path = write_table(export, args.output)
+        if args.by:  # the breakdown, suppressed cell by cell
+            cells = risk.breakdown("territory")
+            if args.min_children > 0:
+                cells, rec = suppress_breakdown(risk, min_children=args.min_children)
+                if rec.suppressed:
+                    _say(args, "breakdown: " + rec.summary())
+            by_path = args.output.with_name(
+                f"{args.output.stem}_by_{'_'.join(args.by)}{args.output.suffix}"
+            )
+            _say(args, f"wrote {write_table(cells, by_path)}")
     _say(args, f"wrote {path}")
     nat = risk.national().iloc[0]
     summary = {

@@ -43,6 +43,7 @@ __all__ = [
     "SuppressionRecord",
     "assess",
     "suppress",
+    "suppress_breakdown",
 ]
 
 #: CV (%) cut-offs between "reliable", "use with caution" and "unreliable".
@@ -494,3 +495,51 @@ def _complementary(
     # one withheld region left without a partner: the national total gives it back
     tail = [NATIONAL] if len(withheld) == 1 else []
     return sup, protects, sorted(withheld) + tail
+
+
+def suppress_breakdown(
+    risk: TerritoryRisk,
+    *,
+    cv_thresholds: Sequence[float] = DEFAULT_CV_THRESHOLDS,
+    min_children: int = DEFAULT_MIN_CHILDREN,
+) -> tuple[pd.DataFrame, SuppressionRecord]:
+    """The export version of the territory x group breakdown, cell by cell.
+
+    Each (territory, group) cell of ``risk.breakdown("territory")`` is a unit
+    of :func:`suppress`, with its territory as the "region": a cell with fewer
+    than `min_children` children is withheld, and complementary suppression
+    within the territory ensures that the published territory total minus the
+    published cells never gives it back (when a territory's only populated
+    cell is withheld, the record says its total must be withheld too).
+
+    Parameters
+    ----------
+    risk : TerritoryRisk
+        From :func:`clrisk.predict` with ``by=[...]``.
+    cv_thresholds, min_children
+        As for :func:`assess`.
+
+    Returns
+    -------
+    table : DataFrame
+        The breakdown with ``risk_cv``, ``reliability``, ``suppressed`` and
+        ``suppression_reason``; withheld cells blanked.
+    record : SuppressionRecord
+        Cells named ``territory|group``; ``withheld_totals`` lists territories
+        (and possibly ``national``) whose totals must not be published.
+    """
+    table = risk.breakdown("territory")
+    by = risk.stats.by
+    cell = table["territory"].astype(str)
+    for b in by:
+        cell = cell + "|" + table[b].astype(str)
+    units = table.assign(region=table["territory"], territory=cell)
+    out, record = suppress(
+        units,
+        cv_thresholds=cv_thresholds,
+        min_children=min_children,
+        region="region",
+        keep=by,
+    )
+    out["territory"] = out.pop("region")
+    return out, record

@@ -393,3 +393,39 @@ def test_cli_fit_with_cross_validation_and_suppression(
     row = table.set_index("territory").loc[first]
     assert pd.isna(row["risk"]) and row["reliability"] == "suppressed"
     assert table["suppressed"].sum() >= 2  # complementary suppression in its region
+
+
+def test_cli_predict_writes_a_suppressed_breakdown(tmp_path: Path) -> None:
+    risk = tmp_path / "riesgo.csv"
+    assert (
+        main(
+            [
+                "predict",
+                str(DATA / "censo.parquet"),
+                "--model",
+                str(MODELS / "model.json"),
+                "--territory",
+                "municipio",
+                "--by",
+                "sex",
+                "--min-children",
+                "200",
+                "-o",
+                str(risk),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    cells = pd.read_csv(
+        tmp_path / "riesgo_by_sex.csv", dtype={"territory": str}, encoding="utf-8-sig"
+    )
+    assert set(cells["sex"]) == {"female", "male"}
+    assert cells["suppressed"].any()  # 200 children per cell is a high bar here
+    withheld = cells[cells["suppressed"]]
+    assert withheld["expected_count"].isna().all()
+    # never a single withheld cell in a territory whose total is published
+    table = pd.read_csv(risk, dtype={"territory": str}, encoding="utf-8-sig")
+    published = set(table.loc[~table["suppressed"], "territory"])
+    lone = withheld.groupby("territory").size()
+    assert not any(t in published and k == 1 for t, k in lone.items())

@@ -365,3 +365,39 @@ def test_no_suppressed_value_can_be_recovered(
     np.testing.assert_array_equal(
         out.loc[keep, "risk"].to_numpy(), full.loc[keep, "risk"].to_numpy()
     )
+
+
+def test_breakdown_cells_are_suppressed_with_their_complement() -> None:
+    """Issue 7: small-cell suppression per (territory, sex) cell; the published
+    territory total minus published cells never reveals a withheld cell."""
+    import clrisk
+    from clrisk.reliability import suppress_breakdown
+
+    c = clrisk.make_country(
+        random_state=12,
+        n_territories=12,
+        n_regions=2,
+        children_per_territory=600,
+        survey_children=2500,
+    )
+    model = clrisk.RiskModel(c.spec).fit(c.survey, **c.fit_kwargs)
+    census = c.census
+    first = census["municipio"].iloc[0]
+    girls = (census["municipio"] == first) & (census["p_sexo"] == "M")
+    census = pd.concat([census[~girls], census[girls].head(5)])
+    risk = clrisk.predict(model, census, **c.predict_kwargs, by="sex")
+    cells, record = suppress_breakdown(risk, min_children=50)
+    mine = cells[cells["territory"] == first].set_index("sex")
+    assert mine.loc["female", "suppressed"] and mine.loc["male", "suppressed"]
+    assert f"{first}|female" in record.primary
+    assert f"{first}|male" in record.complementary
+    # every other territory: cells published, and they add up to the total
+    total = risk.table.set_index("territory")["expected_count"]
+    shown = cells[~cells["suppressed"].astype(bool)]
+    sums = shown.groupby("territory")["expected_count"].sum()
+    for t, value in sums.items():
+        n_cells = (cells["territory"] == t).sum()
+        if (shown["territory"] == t).sum() == n_cells:
+            assert value == pytest.approx(total[t], rel=1e-12)
+    # the withheld territory: nothing of it can be recovered from what is shown
+    assert mine["expected_count"].isna().all()
