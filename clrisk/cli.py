@@ -568,7 +568,17 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.territories:
         change["territories"] = [t.strip() for t in args.territories.split(",")]
     scenario = simulate(model, args.frame, [change], territory=args.territory)
-    path = write_table(scenario.table, args.output)
+    if args.output.suffix.lower() == ".xlsx":
+        risk = predict(model, args.frame, territory=args.territory)
+        path = write_workbook(
+            args.output,
+            risk,
+            model=model,
+            scenario=scenario,
+            inputs={"frame": args.frame, "model": args.model},
+        )
+    else:
+        path = write_table(scenario.table, args.output)
     _say(args, f"wrote {path}")
     nat = scenario.national.iloc[0]
     summary = {
@@ -596,7 +606,15 @@ def _vulnerability(args: argparse.Namespace) -> int:
         territory=args.territory,
     )
     result = index.compute(table)
-    path = write_table(result.table, args.output)
+    if args.output.suffix.lower() == ".xlsx":
+        path = write_workbook(
+            args.output,
+            result.table,
+            vulnerability=result,
+            inputs={"indicators": args.indicators},
+        )
+    else:
+        path = write_table(result.table, args.output)
     _say(args, f"wrote {path}")
     top = result.table.sort_values("score", ascending=False).head(10)
     summary = {
@@ -620,7 +638,16 @@ def _sites(args: argparse.Namespace) -> int:
         sector_feature=args.sector_feature if args.sector else None,
         volume=args.volume,
     )
-    path = write_table(out, args.output)
+    if args.output.suffix.lower() == ".xlsx":
+        path = write_workbook(
+            args.output,
+            risk,
+            model=model,
+            extra={"sites": out},
+            inputs={"sites": args.sites, "frame": args.frame, "model": args.model},
+        )
+    else:
+        path = write_table(out, args.output)
     _say(args, f"wrote {path}")
     counts = out["status"].value_counts().to_dict()
     summary = {

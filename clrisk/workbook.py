@@ -206,6 +206,7 @@ def write_workbook(
     scenario: Scenario | None = None,
     vulnerability: VulnerabilityResult | None = None,
     inputs: Mapping[str, str | os.PathLike[str]] | None = None,
+    extra: Mapping[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Write territory results (and optionally more) to an Excel workbook.
 
@@ -233,6 +234,9 @@ def write_workbook(
         The files the results were computed from, by label (e.g.
         ``{"survey": "enti.csv", "census": "censo.parquet"}``): the "about"
         sheet records each one's path (as given), size and SHA-256 checksum.
+    extra : mapping of str to DataFrame, optional
+        More sheets by name (e.g. ``{"sites": scored_sites}``), written before
+        "data quality" with the same cell rules.
 
     Returns
     -------
@@ -273,7 +277,15 @@ def write_workbook(
     sheets = [
         _prepare(name, frame, illegal=xl.illegal)
         for name, frame in _tables(
-            risk, plan, model, scenario, vulnerability, files, created, xl.version
+            risk,
+            plan,
+            model,
+            scenario,
+            vulnerability,
+            files,
+            created,
+            xl.version,
+            extra=_check_extra(extra),
         )
     ]
     _save(xl, sheets, out, created)
@@ -413,6 +425,31 @@ def _check_inputs(inputs: Any) -> list[tuple[str, Path]]:
 # --------------------------------------------------------------------------- #
 
 
+def _check_extra(
+    extra: Mapping[str, pd.DataFrame] | None,
+) -> list[tuple[str, pd.DataFrame]]:
+    """Extra sheets: DataFrames under names not taken by the standard sheets."""
+    if extra is None:
+        return []
+    if not isinstance(extra, Mapping):
+        raise InvalidParameterError(
+            "The 'extra' parameter of write_workbook must map sheet names to "
+            f"DataFrames; got {type(extra).__name__}."
+        )
+    out = []
+    for name, frame in extra.items():
+        if not isinstance(frame, pd.DataFrame) or not isinstance(name, str):
+            raise InvalidParameterError(
+                f"Extra sheet {name!r} must be a DataFrame under a text name."
+            )
+        if name in SHEETS or not 0 < len(name) <= 31:
+            raise InvalidParameterError(
+                f"Extra sheet name {name!r} is taken or not 1-31 characters long."
+            )
+        out.append((name, frame))
+    return out
+
+
 def _tables(
     risk: TerritoryRisk | pd.DataFrame,
     plan: Priorities | None,
@@ -422,6 +459,7 @@ def _tables(
     files: list[tuple[str, Path]],
     created: _dt.datetime,
     openpyxl_version: str,
+    extra: Sequence[tuple[str, pd.DataFrame]] = (),
 ) -> list[tuple[str, pd.DataFrame]]:
     """(sheet name, table) in workbook order."""
     full = isinstance(risk, TerritoryRisk)
@@ -453,6 +491,7 @@ def _tables(
     if vulnerability is not None:
         tables.append(("vulnerability", _vulnerability_frame(vulnerability)))
         tables.append(("vulnerability weights", _vulnerability_weights(vulnerability)))
+    tables.extend(extra)
     quality = _quality_frame(risk, model, vulnerability)
     if len(quality):
         tables.append(("data quality", quality))

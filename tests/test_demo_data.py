@@ -429,3 +429,74 @@ def test_cli_predict_writes_a_suppressed_breakdown(tmp_path: Path) -> None:
     published = set(table.loc[~table["suppressed"], "territory"])
     lone = withheld.groupby("territory").size()
     assert not any(t in published and k == 1 for t, k in lone.items())
+
+
+def test_cli_views_as_workbooks(tmp_path: Path) -> None:
+    pytest.importorskip("openpyxl")
+    model, frame = str(MODELS / "model.json"), str(DATA / "censo.parquet")
+    sim = tmp_path / "efecto.xlsx"
+    assert (
+        main(
+            [
+                "simulate",
+                frame,
+                "--model",
+                model,
+                "--territory",
+                "municipio",
+                "--set",
+                "attends_school=yes",
+                "-o",
+                str(sim),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert "scenario" in pd.read_excel(sim, sheet_name=None)
+    ivti = tmp_path / "ivti.xlsx"
+    assert (
+        main(
+            [
+                "vulnerability",
+                str(DATA / "indicadores.xlsx"),
+                "--territory",
+                "codigo",
+                "--dimension",
+                "economy=pct_pobreza,pct_agro",
+                "-o",
+                str(ivti),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert {"vulnerability", "vulnerability weights"} <= set(
+        pd.read_excel(ivti, sheet_name=None)
+    )
+    census = pd.read_parquet(DATA / "censo.parquet", columns=["municipio"])
+    sites = tmp_path / "sites.csv"
+    pd.DataFrame({"territory": [census["municipio"].iloc[0]]}).to_csv(
+        sites, index=False
+    )
+    out = tmp_path / "sites.xlsx"
+    assert (
+        main(
+            [
+                "sites",
+                str(sites),
+                "--model",
+                model,
+                "--frame",
+                frame,
+                "--territory",
+                "municipio",
+                "-o",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    book = pd.read_excel(out, sheet_name=None, dtype=str)
+    assert book["sites"]["territory"].tolist() == [census["municipio"].iloc[0]]

@@ -584,3 +584,19 @@ def test_unfitted_model_is_refused(
 ) -> None:
     with pytest.raises(NotFittedError, match="not fitted"):
         write_workbook(tmp_path / "x.xlsx", risk, model=clrisk.RiskModel(country.spec))
+
+
+def test_extra_sheets_follow_the_cell_rules(tmp_path: Path) -> None:
+    from clrisk.exceptions import InvalidParameterError as Bad
+
+    table = pd.DataFrame({"territory": ["05001"], "note": ["=HYPERLINK(1)"]})
+    path = write_workbook(
+        tmp_path / "x.xlsx",
+        table,
+        extra={"sites": table.rename(columns={"note": "site"})},
+    )
+    book = openpyxl.load_workbook(path)
+    cell = book["sites"]["B2"]
+    assert cell.value == "=HYPERLINK(1)" and cell.data_type == "s"
+    with pytest.raises(Bad, match="taken"):
+        write_workbook(tmp_path / "y.xlsx", table, extra={"territories": table})
