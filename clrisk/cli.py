@@ -347,6 +347,19 @@ def _add_predict(sub: Any) -> None:
     cmd.add_argument("--indicators", type=Path, help="territory indicator table")
     cmd.add_argument("--levels", default="jenks", help="level method")
     cmd.add_argument(
+        "--on-invalid",
+        choices=("error", "drop"),
+        default="error",
+        help="rows with missing values or unknown codes: stop "
+        "(default) or drop them and report",
+    )
+    cmd.add_argument(
+        "--unknown-as",
+        action="append",
+        metavar="FEATURE=LEVEL",
+        help="code unknown codes of FEATURE as LEVEL (repeatable)",
+    )
+    cmd.add_argument(
         "--min-children",
         type=int,
         default=DEFAULT_MIN_CHILDREN,
@@ -509,7 +522,10 @@ def _predict(args: argparse.Namespace) -> int:
         levels=args.levels,
         n_levels=args.n_levels,
         progress=progress,
+        on_invalid=args.on_invalid,
+        unknown_as=_pairs(args.unknown_as, "--unknown-as"),
     )
+    _say(args, "row accounting:\n  " + risk.quality.summary().replace("\n", "\n  "))
     if show:
         print(file=sys.stderr)
     if args.output.suffix.lower() == ".xlsx":

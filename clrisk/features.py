@@ -8,14 +8,20 @@ scoring kernel. Nothing downstream looks at the original table again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from clrisk.exceptions import DataValidationError, InvalidParameterError, SchemaError
+from clrisk.exceptions import (
+    ClriskWarning,
+    DataValidationError,
+    InvalidParameterError,
+    SchemaError,
+)
 from clrisk.quality import DataQuality
 from clrisk.spec import INDICATORS, Feature, FeatureSpec
 
@@ -110,6 +116,7 @@ def encode(
     on_invalid: Policy = "error",
     where: str = "",
     row_offset: int = 0,
+    unknown_as: Mapping[str, str] | None = None,
 ) -> CodedFrame:
     """Code `table` (a data set of `source`) with `spec`.
 
@@ -134,6 +141,11 @@ def encode(
         Name of the input for messages (a file name, ``"survey"``).
     row_offset : int
         Row number of the table's first row in the whole input (for messages).
+    unknown_as : mapping of str to str, optional
+        Feature name -> level: codes of that feature missing from its code map
+        are coded as that level instead of following `on_invalid`, with a
+        :class:`ClriskWarning` and a note in ``quality`` saying how many rows
+        and which codes (e.g. ``{"ethnicity": "none"}`` for a new census code).
 
     Returns
     -------
@@ -170,6 +182,9 @@ def encode(
         if reason not in examples_of:
             examples_of[reason] = [str(e) for e in examples[:5]]
 
+    stated = _check_unknown_as(spec, unknown_as)
+    notes: list[str] = []
+    recoded: dict[str, int] = {}
     codes = np.empty((n, len(spec.categorical)), dtype=np.int16, order="F")
     for j, feat in enumerate(spec.categorical):
         src = feat.source(source)
@@ -194,6 +209,22 @@ def encode(
         if unknown.any():
             counts = pd.Series(np.asarray(uniques, dtype=object)[fcodes[unknown]])
             top = counts.value_counts().head(5)
+            if feat.name in stated:  # the user said which level they mean
+                level = stated[feat.name]
+                coded = np.where(unknown, feat.levels.index(level), coded)
+                reason = f"unknown code in '{src.column}' coded as '{level}'"
+                recoded[reason] = recoded.get(reason, 0) + int(unknown.sum())
+                examples = ", ".join(f"{c!r}" for c in top.index)
+                notes.append(f"recoded ({reason}), e.g. {examples}")
+                warnings.warn(
+                    f"{int(unknown.sum()):,} rows of '{src.column}' in {where} have "
+                    f"codes not in the code map of '{feat.name}' (e.g. {examples}); "
+                    f"coded as '{level}' as asked (unknown_as).",
+                    ClriskWarning,
+                    stacklevel=2,
+                )
+                unknown = np.zeros(n, dtype=bool)
+        if unknown.any():
             reject(
                 unknown,
                 f"unknown code in '{src.column}'",
@@ -271,7 +302,7 @@ def encode(
     for mask in bad.values():
         keep &= ~mask
     rejected = _attribute_rejections(bad, n)
-    quality = DataQuality(n, int(keep.sum()), rejected)
+    quality = DataQuality(n, int(keep.sum()), rejected, notes, recoded)
     for reason, examples in examples_of.items():
         quality.notes.append(f"rejected ({reason}) in {where}, e.g. "
                              f"{', '.join(examples)}")  # fmt: skip
@@ -393,6 +424,23 @@ def _integer_codes(col: pd.Series, feat: Feature, codes: Any) -> np.ndarray | No
     )
     # shift negative codes in a wide type (int8 - lo could overflow)
     return lut[values.astype(np.int64) - lo] if lo < 0 else lut[values]
+
+
+def _check_unknown_as(
+    spec: FeatureSpec, unknown_as: Mapping[str, str] | None
+) -> dict[str, str]:
+    """Validate a feature -> level mapping for unknown codes."""
+    out = dict(unknown_as or {})
+    for name, level in out.items():
+        feats = {f.name: f for f in spec.categorical}
+        if name not in feats or level not in feats[name].levels:
+            raise InvalidParameterError(
+                f"unknown_as={{{name!r}: {level!r}}} must name a binary or "
+                "categorical feature and one of its levels"
+                + (f" {list(feats[name].levels)}" if name in feats else "")
+                + "."
+            )
+    return out
 
 
 def _level_index(feat: Feature, codes: Any, raw: str) -> int:

@@ -132,6 +132,7 @@ def model_to_dict(model: RiskModel) -> dict[str, Any]:
                 "rows_read": model.quality_.rows_read,
                 "rows_used": model.quality_.rows_used,
                 "rejected": dict(model.quality_.rejected),
+                "recoded": dict(model.quality_.recoded),
                 "notes": list(model.quality_.notes),
             },
             "outcome": getattr(model, "outcome_name_", None),
@@ -242,6 +243,12 @@ def model_from_dict(data: Any, *, where: str = "the model") -> RiskModel:
     diag = dict(tr["diagnostics"])
     diag["calibration"] = pd.DataFrame(diag["calibration"])
     model.diagnostics_ = Diagnostics(**diag)
+    _check_keys(
+        tr["quality"],
+        {"rows_read", "rows_used", "rejected", "notes", "recoded"},
+        "training.quality",
+        fail,
+    )
     model.quality_ = DataQuality(**tr["quality"])
     model.outcome_name_ = tr["outcome"]
     model.source_ = tr["source"]

@@ -9,8 +9,8 @@ risks of the factor decomposition.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,6 +58,7 @@ def predict(
     alpha: float = 0.05,
     kernel: str = "auto",
     progress: Callable[[int], None] | None = None,
+    unknown_as: Mapping[str, str] | None = None,
 ) -> TerritoryRisk:
     """Score every child of `frame` and aggregate by territory in one pass.
 
@@ -115,6 +116,10 @@ def predict(
         numpy reference, or the compiled one when available. Same results.
     progress : callable, optional
         Called with the number of rows done after each batch.
+    unknown_as : mapping of str to str, optional
+        Feature -> level for codes missing from the code map (e.g. a new
+        census code): coded as that level with a warning and a quality note,
+        instead of following `on_invalid` (see :func:`clrisk.features.encode`).
 
     Returns
     -------
@@ -171,7 +176,7 @@ def predict(
         terr_col = territory or spec.territory.get(source)
 
     pass_ = _Pass(view, spec, source, terr_col, ind_table, weight, on_invalid,
-                  by_list, region, kernel)  # fmt: skip
+                  by_list, region, kernel, dict(unknown_as or {}))  # fmt: skip
     if isinstance(frame, TerritoryStats):  # the pass was made elsewhere
         _check_stats(frame, view, by_list)
         if counterfactual or region is not None:
@@ -370,6 +375,7 @@ class _Pass:
     by: list[str]
     region: str | None
     kernel: str
+    unknown_as: dict[str, str] = field(default_factory=dict)
 
     def encode(self, chunk: pd.DataFrame, offset: int, where: str) -> CodedFrame:
         if self.source is None:  # in-memory pieces: detected on the first one
@@ -392,6 +398,7 @@ class _Pass:
             on_invalid=self.on_invalid,
             where=where or f"the {self.source} frame",
             row_offset=offset,
+            unknown_as=self.unknown_as,
         )
 
     def run(

@@ -24,12 +24,16 @@ class DataQuality:
         Rows rejected, by reason (e.g. ``"missing value in 'sex'"``).
     notes : list of str
         Other facts worth reporting (e.g. territories without rows).
+    recoded : dict of str to int
+        Rows kept but coded by a stated policy rather than the code map (e.g.
+        an unknown code mapped to a level with ``unknown_as``), by reason.
     """
 
     rows_read: int = 0
     rows_used: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    recoded: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_rejected(self) -> int:
@@ -45,17 +49,21 @@ class DataQuality:
         seen = {_key(n) for n in self.notes}
         merged = Counter(self.rejected)
         merged.update(other.rejected)
+        recoded = Counter(self.recoded)
+        recoded.update(other.recoded)
         return DataQuality(
             self.rows_read + other.rows_read,
             self.rows_used + other.rows_used,
             dict(sorted(merged.items())),
             self.notes + [n for n in other.notes if _key(n) not in seen],
+            dict(sorted(recoded.items())),
         )
 
     def summary(self) -> str:
         """One line per count, for printing."""
         lines = [f"rows read: {self.rows_read:,}", f"rows used: {self.rows_used:,}"]
         lines += [f"rejected ({reason}): {n:,}" for reason, n in self.rejected.items()]
+        lines += [f"recoded ({reason}): {n:,}" for reason, n in self.recoded.items()]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 

@@ -500,3 +500,45 @@ def test_cli_views_as_workbooks(tmp_path: Path) -> None:
     )
     book = pd.read_excel(out, sheet_name=None, dtype=str)
     assert book["sites"]["territory"].tolist() == [census["municipio"].iloc[0]]
+
+
+def test_cli_predict_policies_and_row_accounting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    census = pd.read_parquet(DATA / "censo.parquet")
+    census["p_etnia"] = census["p_etnia"].astype(object)
+    census.loc[census.index[:4], "p_etnia"] = "OTRA"
+    census.loc[census.index[4:6], "h_personas"] = None
+    frame = tmp_path / "censo.parquet"
+    census.to_parquet(frame, index=False)
+    base = [
+        "predict",
+        str(frame),
+        "--model",
+        str(MODELS / "model.json"),
+        "--territory",
+        "municipio",
+        "-o",
+        str(tmp_path / "r.csv"),
+    ]
+    assert main(base) == 1  # unknown code and missing value: stop by default
+    assert "OTRA" in capsys.readouterr().err
+    with pytest.warns(clrisk.ClriskWarning, match="coded as 'none'"):
+        assert (
+            main(
+                [
+                    *base,
+                    "--on-invalid",
+                    "drop",
+                    "--unknown-as",
+                    "ethnicity=none",
+                    "--format",
+                    "json",
+                ]
+            )
+            == 0
+        )
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["rows_read"] == len(census) and out["rows_scored"] == len(census) - 2
+    assert "recoded (unknown code in 'p_etnia' coded as 'none'): 4" in captured.err

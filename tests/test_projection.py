@@ -519,3 +519,38 @@ def test_gender_gap_delta_method_by_numerical_gradient(
     se = np.sqrt(grad @ small_model.cov_ @ grad)
     z = (nat["gap_high"] - nat["gap"]) / se
     assert z == pytest.approx(1.959964, rel=1e-4)
+
+
+def test_unknown_codes_mapped_to_a_stated_level(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    """Issue 6's policy: error (default), drop, or map to a stated level."""
+    census = small.census.copy()
+    census["p_etnia"] = census["p_etnia"].astype(object)
+    census.loc[census.index[:7], "p_etnia"] = "OTRA"  # a code the spec lacks
+    with pytest.raises(DataValidationError, match="'OTRA' \\(7 rows\\)"):
+        clrisk.predict(small_model, census, **small.predict_kwargs)
+    with pytest.warns(clrisk.ClriskWarning, match="rows of 'p_etnia'.*coded as 'none'"):
+        risk = clrisk.predict(
+            small_model,
+            census,
+            **small.predict_kwargs,
+            unknown_as={"ethnicity": "none"},
+            chunk_size=5,
+        )
+    assert risk.quality.rows_used == len(census) and risk.quality.reconciles
+    assert risk.quality.recoded == {"unknown code in 'p_etnia' coded as 'none'": 7}
+    mapped = census.assign(p_etnia=census["p_etnia"].replace("OTRA", "NIN"))
+    direct = clrisk.predict(small_model, mapped, **small.predict_kwargs)
+    np.testing.assert_allclose(risk.table["risk"], direct.table["risk"], rtol=1e-12)
+    dropped = clrisk.predict(
+        small_model, census, **small.predict_kwargs, on_invalid="drop"
+    )
+    assert dropped.quality.rows_used == len(census) - 7
+    with pytest.raises(InvalidParameterError, match="unknown_as"):
+        clrisk.predict(
+            small_model,
+            census,
+            **small.predict_kwargs,
+            unknown_as={"ethnicity": "martian"},
+        )
