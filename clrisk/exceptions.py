@@ -13,8 +13,10 @@ already catches ``ValueError`` keeps working::
 
     ClriskWarning (UserWarning)
     ├── ConvergenceWarning                             the solver stopped early
+    ├── CollinearityWarning                            nearly collinear columns
     ├── DesignWarning                                  e.g. a stratum with one PSU
-    └── CoverageWarning                                territories without rows
+    ├── CoverageWarning                                territories without rows
+    └── WeakModelWarning (clrisk.validation)           weak cross-validated model
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 __all__ = [
     "ClriskError",
     "ClriskWarning",
+    "CollinearityWarning",
     "ConvergenceWarning",
     "CoverageWarning",
     "DataValidationError",
@@ -130,6 +133,10 @@ class ConvergenceWarning(ClriskWarning):
 
 class DesignWarning(ClriskWarning):
     """The survey design needed an adjustment (e.g. a stratum with one PSU)."""
+
+
+class CollinearityWarning(ClriskWarning):
+    """Model columns are nearly collinear: coefficients poorly determined."""
 
 
 class CoverageWarning(ClriskWarning):

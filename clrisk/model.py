@@ -27,6 +27,7 @@ from sklearn.utils.validation import validate_data
 from clrisk.diagnostics import Diagnostics, diagnose
 from clrisk.exceptions import (
     ClriskError,
+    CollinearityWarning,
     ConvergenceWarning,
     DataValidationError,
     InvalidParameterError,
@@ -876,38 +877,60 @@ def _with_source_column(term: str, spec: FeatureSpec, source: str) -> str:
 
 
 def _check_rank(X: np.ndarray, w: np.ndarray, terms: list[str]) -> None:
-    """Raise when model columns are collinear, naming them.
+    """Raise when model columns are collinear, warn when nearly so, naming them.
 
     A subset of rows has at most the rank of all rows, so a full-rank
-    systematic subsample settles it cheaply; otherwise all rows are checked.
+    systematic subsample settles exact collinearity cheaply; otherwise all rows
+    are checked. Near-collinearity is judged on the rows checked.
     """
     step = len(w) // 50_000
-    if step >= 4 and _collinear(X[::step], w[::step], terms) is None:
-        return
-    names = _collinear(X, w, terms)
-    if names is not None:
+    exact, near = _collinear(X[::step], w[::step], terms) if step >= 4 else ([], [])
+    if step < 4 or exact:
+        exact, near = _collinear(X, w, terms)
+    if exact:
         raise DataValidationError(
-            column=", ".join(names),
+            column=", ".join(exact),
             problem="model columns are constant or a linear "
             "combination of other columns (collinear), so their coefficients are not "
             "identified",
             n_bad=len(X),
-            examples=names,
+            examples=exact,
             fix="Drop one of the collinear features from the specification.",
+        )
+    if near:
+        warnings.warn(
+            f"Model columns {near} are nearly collinear (condition number above "
+            f"{1 / _NEAR:.0e}): their coefficients are poorly determined and their "
+            "standard errors inflated. Consider merging levels or dropping one.",
+            CollinearityWarning,
+            stacklevel=3,
         )
 
 
-def _collinear(X: np.ndarray, w: np.ndarray, terms: list[str]) -> list[str] | None:
-    """Names of constant or collinear columns of `X`, or None when full rank."""
+# smallest / largest eigenvalue of the scaled Gram matrix below which columns
+# are exactly (numerically) collinear, and below which nearly so
+_EXACT, _NEAR = 1e-10, 1e-6
+
+
+def _collinear(
+    X: np.ndarray, w: np.ndarray, terms: list[str]
+) -> tuple[list[str], list[str]]:
+    """Names of constant or collinear columns of `X`, and of nearly collinear."""
     G = weighted_gram(X, w / w.mean())
     d = np.sqrt(np.maximum(np.diag(G), 1e-300))
     C = G / d[:, None] / d[None, :]
-    _, R, piv = linalg.qr(C, pivoting=True)
-    diag = np.abs(np.diag(R))
-    bad = diag < 1e-10 * diag[0]
+    values, vectors = linalg.eigh(C)
+    ratio = np.maximum(values, 0) / values[-1]
     zero = np.diag(G) <= 1e-300 * len(w)
-    if bad.any() or zero.any():
-        return sorted(
-            {terms[i] for i in piv[bad]} | {terms[i] for i in np.flatnonzero(zero)}
-        )
-    return None
+
+    def involved(mask: np.ndarray) -> set[str]:
+        # the columns that carry each (near-)dependency
+        return {
+            terms[i]
+            for k in np.flatnonzero(mask)
+            for i in np.flatnonzero(np.abs(vectors[:, k]) > 0.1)
+        }
+
+    exact = involved(ratio < _EXACT) | {terms[i] for i in np.flatnonzero(zero)}
+    near = involved((ratio >= _EXACT) & (ratio < _NEAR))
+    return sorted(exact), sorted(near - exact)

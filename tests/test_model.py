@@ -523,3 +523,16 @@ def test_extreme_covariates_are_not_separation() -> None:
     model = clrisk.RiskModel().fit(x[:, None], y)
     assert model.converged_
     assert abs(model.params_[1] - 1) < 0.2
+
+
+def test_near_collinearity_warns_and_exact_errors() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=2000)
+    near = x + rng.normal(0, 1e-4, 2000)  # nearly, not exactly, collinear
+    y = (rng.random(2000) < expit(0.5 * x)).astype(int)
+    with pytest.warns(clrisk.exceptions.CollinearityWarning, match="x0.*x1"):
+        clrisk.RiskModel().fit(np.column_stack([x, near]), y)
+    with pytest.raises(DataValidationError, match="collinear"):
+        clrisk.RiskModel().fit(np.column_stack([x, 2 * x]), y)
+    model = clrisk.RiskModel().fit(np.column_stack([x, rng.normal(size=2000)]), y)
+    assert model.converged_  # independent columns: no warning (warnings are errors)
