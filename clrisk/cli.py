@@ -532,7 +532,7 @@ def _predict(args: argparse.Namespace) -> int:
         inputs = {"frame": args.frame, "model": args.model}
         if args.indicators:
             inputs["indicators"] = args.indicators
-        path = write_workbook(args.output, risk, model=model, inputs=inputs)
+        path = _risk_workbook(args, risk, model, inputs)
     else:
         export = risk.table
         if args.min_children > 0:  # reliability flags, small territories withheld
@@ -562,6 +562,32 @@ def _predict(args: argparse.Namespace) -> int:
         "rejected": risk.quality.rejected,
     }
     return _emit(args, summary, risk.summary(n=10))
+
+
+def _risk_workbook(
+    args: argparse.Namespace, risk: Any, model: RiskModel, inputs: dict[str, Any]
+) -> Path:
+    """The workbook, with small territories and cells withheld when asked."""
+    if args.min_children <= 0:
+        return write_workbook(args.output, risk, model=model, inputs=inputs)
+    table, record = suppress(risk, min_children=args.min_children)
+    extra: dict[str, Any] = {}
+    withheld = bool(record.suppressed)
+    if risk.stats.by:
+        cells, cell_record = suppress_breakdown(risk, min_children=args.min_children)
+        extra["breakdown (suppressed)"] = cells
+        withheld = withheld or bool(cell_record.suppressed)
+    if not withheld:
+        return write_workbook(args.output, risk, model=model, inputs=inputs)
+    # the full workbook's factor, region and breakdown sheets would show what is
+    # withheld: write the suppressed tables and the record instead
+    _say(
+        args,
+        record.summary() + " The workbook holds the suppressed tables only "
+        "(no factor or region sheets).",
+    )
+    extra["suppression"] = record.to_frame()
+    return write_workbook(args.output, table, model=model, inputs=inputs, extra=extra)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -542,3 +542,28 @@ def test_cli_predict_policies_and_row_accounting(
     out = json.loads(captured.out)
     assert out["rows_read"] == len(census) and out["rows_scored"] == len(census) - 2
     assert "recoded (unknown code in 'p_etnia' coded as 'none'): 4" in captured.err
+
+
+def test_cli_workbook_withholds_small_territories_and_cells(tmp_path: Path) -> None:
+    pytest.importorskip("openpyxl")
+    book = tmp_path / "riesgo.xlsx"
+    base = [
+        "predict",
+        str(DATA / "censo.parquet"),
+        "--model",
+        str(MODELS / "model.json"),
+        "--territory",
+        "municipio",
+        "--by",
+        "sex",
+        "-o",
+        str(book),
+        "--quiet",
+    ]
+    assert main([*base, "--min-children", "200"]) == 0
+    sheets = pd.read_excel(book, sheet_name=None, dtype={"territory": str})
+    assert "factors" not in sheets and "suppression" in sheets
+    cells = sheets["breakdown (suppressed)"]
+    assert cells.loc[cells["suppressed"], "expected_count"].isna().all()
+    assert main([*base, "--min-children", "0"]) == 0  # nothing withheld: full book
+    assert "factors" in pd.read_excel(book, sheet_name=None)
