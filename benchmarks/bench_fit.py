@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from provenance import provenance  # benchmarks/ is the script's folder
 
 import clrisk
 from clrisk import Feature, FeatureSpec, Source
@@ -36,6 +34,7 @@ from clrisk.solver import fit_binary
 from clrisk.survey import design_meat
 
 N_CAT, N_LEVELS, N_NUM = 12, 5, 12
+
 RESULTS = Path(__file__).parent / "results" / "fit.jsonl"
 
 
@@ -76,15 +75,6 @@ def make_survey(n_rows: int, seed: int) -> tuple[pd.DataFrame, FeatureSpec, np.n
     return pd.DataFrame(data), spec, np.asarray(beta)
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, check=True)  # fmt: skip
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
@@ -122,10 +112,7 @@ def main() -> None:
     z = (np.r_[model.intercept_, model.coef_.ravel()] - beta) / se
     record = {
         "benchmark": "fit",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "machine": f"{platform.node()} {platform.machine()} "
-        f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+        **provenance(),
         "rows": args.rows,
         "model_columns": len(beta) - 1,
         "strata": int(survey["stratum"].nunique()),

@@ -36,17 +36,16 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from provenance import provenance
 
 from clrisk import kernel
 from clrisk.scoring import Scorer, StatsLayout, accumulate_reference
@@ -179,12 +178,7 @@ def main() -> None:
     print(f"read bandwidth: {bw / 1e9:.1f} GB/s")
     record: dict[str, object] = {
         "benchmark": "scoring",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        **provenance(),
         "numba_threads": kernel.numba.get_num_threads(),
         "bandwidth_gb_s": bw / 1e9,
         "cold_start": cold_start(),

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from provenance import provenance
 
 RESULTS = Path(__file__).parent / "results" / "stream.jsonl"
 N_CAT, N_NUM, N_TERR = 20, 5, 2000
@@ -94,6 +92,7 @@ RUN = """
 import resource, sys, time, hashlib, json, numpy as np
 sys.path.insert(0, {bench!r})
 import bench_stream as b, clrisk
+from provenance import provenance  # benchmarks/ is the script's folder
 survey = b._table(200_000, 1)
 rng = np.random.default_rng(2)
 eta = -2 + 0.3 * (survey[[f"c{{j}}" for j in range(b.N_CAT)]].to_numpy() == 1).sum(1)
@@ -137,12 +136,7 @@ def main() -> None:
         print(f"wrote {args.rows:,} rows, {size_mb:,.0f} MiB")
         record: dict[str, object] = {
             "benchmark": "stream",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "commit": subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-            ).stdout.strip(),
-            "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} "
-            f"cores, Python {platform.python_version()}",
+            **provenance(),
             "rows": args.rows,
             "file_mib": size_mb,
             "chunk": args.chunk,

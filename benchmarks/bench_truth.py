@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from provenance import provenance
 from scipy.stats import spearmanr
 
 import clrisk
@@ -76,15 +74,6 @@ def one_seed(seed: int) -> dict[str, float]:
     }
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, check=True)  # fmt: skip
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
@@ -103,10 +92,7 @@ def main() -> None:
     }  # fmt: skip
     record = {
         "benchmark": "truth",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "machine": f"{platform.node()} {platform.machine()}, "
-        f"Python {platform.python_version()}",
+        **provenance(),
         "seeds": args.seeds,
         "true_coefficients": len(TRUE_COEFFICIENTS),
         "seconds": time.perf_counter() - t0,

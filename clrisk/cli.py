@@ -404,6 +404,24 @@ def _add_prioritise(sub: Any) -> None:
     cmd.set_defaults(run=_prioritise)
 
 
+class _Progress:
+    """Rows scored so far, on one stderr line, only on a terminal."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.show = not args.quiet and sys.stderr.isatty()
+        self.rows = 0
+
+    def __call__(self, rows: int) -> None:
+        if self.show:
+            print(f"\r  {rows:,} rows scored", end="", file=sys.stderr, flush=True)
+        self.rows = rows
+
+    def close(self) -> None:
+        """End the progress line."""
+        if self.show and self.rows:
+            print(file=sys.stderr)
+
+
 def _say(args: argparse.Namespace, msg: str) -> None:
     """Progress and facts on stderr (stdout is for the summary)."""
     if not args.quiet:
@@ -506,12 +524,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     indicators = _read(args, args.indicators) if args.indicators else None
-    show = not args.quiet and sys.stderr.isatty()
-
-    def progress(rows: int) -> None:
-        if show:
-            print(f"\r  {rows:,} rows scored", end="", file=sys.stderr, flush=True)
-
+    progress = _Progress(args)
     risk = predict(
         model,
         args.frame,
@@ -525,9 +538,8 @@ def _predict(args: argparse.Namespace) -> int:
         on_invalid=args.on_invalid,
         unknown_as=_pairs(args.unknown_as, "--unknown-as"),
     )
+    progress.close()
     _say(args, "row accounting:\n  " + risk.quality.summary().replace("\n", "\n  "))
-    if show:
-        print(file=sys.stderr)
     if args.output.suffix.lower() == ".xlsx":
         inputs = {"frame": args.frame, "model": args.model}
         if args.indicators:
@@ -671,7 +683,11 @@ def _sites(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     sites = _read(args, args.sites)
     by = [args.sector_feature] if args.sector else None
-    risk = predict(model, args.frame, territory=args.territory, by=by)
+    progress = _Progress(args)
+    risk = predict(
+        model, args.frame, territory=args.territory, by=by, progress=progress
+    )
+    progress.close()
     out = score_sites(
         sites,
         risk,
@@ -707,7 +723,15 @@ def _report(args: argparse.Namespace) -> int:
     bounds = None
     if args.boundaries is not None:
         bounds = read_boundaries(args.boundaries, args.key, name=args.name)
-    risk = predict(model, args.frame, territory=args.territory, region=args.region)
+    progress = _Progress(args)
+    risk = predict(
+        model,
+        args.frame,
+        territory=args.territory,
+        region=args.region,
+        progress=progress,
+    )
+    progress.close()
     plan = prioritise(risk, coverage=args.coverage)
     args.output.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(record=True) as caught:
