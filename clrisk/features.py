@@ -284,19 +284,19 @@ def encode(
     w: np.ndarray | None = None
     if weight is not None:
         w = _numeric_column(table[weight], weight, where, reject, row_offset)
-        negative = w < 0
-        if negative.any():
-            raise DataValidationError(
-                column=weight,
-                problem="negative weights",
-                n_bad=int(negative.sum()),
-                examples=[
-                    f"row {r}: {w[r - row_offset]:g}"
-                    for r in _first_rows(negative, row_offset)
-                ],
-                fix="Weights are expansion factors and must be >= 0.",
-                where=where,
-            )
+        bad_weight = w < 0
+        reject(
+            bad_weight,
+            f"negative weight in '{weight}'",
+            weight,
+            "negative weights",
+            [
+                f"row {r}: {w[r - row_offset]:g}"
+                for r in _first_rows(bad_weight, row_offset)
+            ],
+            "Weights are expansion factors and must be >= 0; fix them, or pass "
+            "on_invalid='drop' to reject those rows.",
+        )
 
     keep = np.ones(n, dtype=bool)
     for mask in bad.values():
@@ -304,8 +304,9 @@ def encode(
     rejected = _attribute_rejections(bad, n)
     quality = DataQuality(n, int(keep.sum()), rejected, notes, recoded)
     for reason, examples in examples_of.items():
-        quality.notes.append(f"rejected ({reason}) in {where}, e.g. "
-                             f"{', '.join(examples)}")  # fmt: skip
+        quality.notes.append(
+            f"rejected ({reason}) in {where}, e.g. {', '.join(examples)}"
+        )
     rows = np.flatnonzero(keep)
     if keep.all():
         return CodedFrame(
@@ -471,6 +472,8 @@ def _numeric_column(
                 f"row {r}: {col.iloc[r - offset]!r}"
                 for r in _first_rows(not_number, offset)
             ]
+            # a format problem of the column (e.g. decimal commas), not of a
+            # few rows: always an error, even with on_invalid="drop"
             raise DataValidationError(
                 column=name,
                 problem="values that are not numbers",
@@ -481,7 +484,7 @@ def _numeric_column(
                 where=where,
             )
     infinite = np.isinf(values)
-    if infinite.any():
+    if infinite.any():  # corrupt values, not missing ones: always an error
         raise DataValidationError(
             column=name,
             problem="infinite values",

@@ -479,11 +479,15 @@ def test_negative_weights_rejected(country: clrisk.Country) -> None:
     table = country.survey.head(20).copy()
     table.loc[[6, 13], "fexp"] = [-1.5, -2.0]
     with pytest.raises(DataValidationError) as info:
-        _encode_survey(country, table, weight="fexp", on_invalid="drop")
+        _encode_survey(country, table, weight="fexp")
     err = info.value
     assert err.column == "fexp"
     assert err.n_bad == 2
     assert err.examples == ["row 6: -1.5", "row 13: -2"]
+    # or rejected with their reason, never silently
+    dropped = _encode_survey(country, table, weight="fexp", on_invalid="drop")
+    assert dropped.quality.rejected == {"negative weight in 'fexp'": 2}
+    assert dropped.quality.reconciles and 6 not in dropped.rows
     # zero weights are fine
     table.loc[[6, 13], "fexp"] = 0.0
     coded = _encode_survey(country, table, weight="fexp")
