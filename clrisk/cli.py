@@ -287,6 +287,14 @@ def _common(cmd: argparse.ArgumentParser) -> None:
         help="summary on stdout as text or JSON",
     )
     cmd.add_argument("--quiet", action="store_true", help="no progress messages")
+    files = cmd.add_argument_group(
+        "reading CSV and Excel files (detected when not given; what was "
+        "detected is reported)"
+    )
+    files.add_argument("--sep", help="CSV field separator, e.g. ';'")
+    files.add_argument("--encoding", help="CSV encoding, e.g. cp1252")
+    files.add_argument("--decimal", choices=(".", ","), help="CSV decimal mark")
+    files.add_argument("--sheet", help="Excel sheet, by name or 0-based index")
 
 
 def _add_check(sub: Any) -> None:
@@ -434,7 +442,12 @@ def _emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> int:
 
 
 def _read(args: argparse.Namespace, path: Path) -> Any:
-    table, info = read_table(path)
+    sheet = args.sheet
+    if sheet is not None and sheet.isdigit():
+        sheet = int(sheet)
+    table, info = read_table(
+        path, sep=args.sep, encoding=args.encoding, decimal=args.decimal, sheet=sheet
+    )
     _say(args, info.summary())
     return table
 

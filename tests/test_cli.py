@@ -278,3 +278,44 @@ def test_installed_script_smoke(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["files"] == FILES
+
+
+def test_reading_options_override_detection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import clrisk
+
+    c = clrisk.make_country(
+        random_state=4,
+        n_territories=20,
+        n_regions=2,
+        children_per_territory=100,
+        survey_children=2000,
+    )
+    spec = tmp_path / "spec.toml"
+    c.spec.to_toml(spec)
+    survey = tmp_path / "survey.txt"
+    c.survey.to_csv(survey, sep="|", index=False, encoding="latin-1")
+    ind = tmp_path / "ind.xlsx"
+    pytest.importorskip("openpyxl")
+    with pd.ExcelWriter(ind) as xl:
+        pd.DataFrame({"x": [1]}).to_excel(xl, sheet_name="cover", index=False)
+        c.indicators.to_excel(xl, sheet_name="data", index=False)
+    args = [
+        "check",
+        str(survey),
+        "--spec",
+        str(spec),
+        "--indicators",
+        str(ind),
+        "--sep",
+        "|",
+        "--encoding",
+        "latin-1",
+        "--sheet",
+        "1",
+    ]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "separator '|'" in err and "encoding 'latin-1'" in err
+    assert "sheet 'data'" in err
