@@ -19,9 +19,14 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from clrisk.datasets import make_country
-from clrisk.exceptions import ClriskError, ClriskWarning, InvalidParameterError
+from clrisk.exceptions import (
+    ClriskError,
+    ClriskWarning,
+    DataValidationError,
+    InvalidParameterError,
+)
 from clrisk.features import encode
-from clrisk.io import read_table, write_geojson, write_table
+from clrisk.io import read_table, writable, write_geojson, write_table
 from clrisk.model import RiskModel
 from clrisk.modelfile import load_model, model_card
 from clrisk.prioritise import prioritise
@@ -60,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "output", None) is not None and args.run is not _report:
+            writable(args.output)  # fail before the work, not after it
         return int(args.run(args))
     except ClriskError as exc:
         print(f"clrisk: error: {exc}", file=sys.stderr)
@@ -187,6 +194,28 @@ def _add_sites(sub: Any) -> None:
     cmd.set_defaults(run=_sites)
 
 
+def _frame(args: argparse.Namespace) -> Any:
+    """The frame: a CSV is read whole with the same detection and overrides as
+    every other table (separator, encoding, decimal comma, codes as text);
+    Parquet and Arrow files are streamed in batches by clrisk.predict."""
+    if args.frame.suffix.lower() in (".csv", ".txt", ".tsv"):
+        return _read(args, args.frame)
+    return args.frame
+
+
+def _number(text: str, what: str) -> float:
+    """A number given on the command line (``.`` or ``,`` as decimal mark)."""
+    try:
+        value = float(text.replace(",", "."))
+    except ValueError:
+        raise InvalidParameterError(
+            f"{what} takes a number here; got {text!r}."
+        ) from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InvalidParameterError(f"{what} takes a finite number; got {text!r}.")
+    return value
+
+
 def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
     """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``, with a clear error."""
     out = {}
@@ -217,7 +246,8 @@ def _add_simulate(sub: Any) -> None:
     cmd.add_argument(
         "--shift",
         metavar="FEATURE=AMOUNT",
-        help="shift a numeric feature, e.g. household_size=-1",
+        help="shift a numeric feature, e.g. household_size=-1 (in the model's "
+        "units: after the spec's scale)",
     )
     cmd.add_argument(
         "--share",
@@ -540,7 +570,7 @@ def _predict(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     risk = predict(
         model,
-        args.frame,
+        _frame(args),
         territory=args.territory,
         region=args.region,
         by=args.by,
@@ -625,18 +655,25 @@ def _simulate(args: argparse.Namespace) -> int:
         "feature": feature,
         "where": _pairs(args.where, "--where"),
     }
+    names = {f.name: f for f in model.spec_.features}
+    if feature not in names:
+        raise InvalidParameterError(
+            f"'{feature}' is not a feature of the model; the features are "
+            f"{sorted(names)}."
+        )
+    numeric = names[feature].kind == "numeric"
     if args.set_ is not None:
-        kind = model.spec_.feature(feature).kind
-        change["set"] = float(value) if kind == "numeric" else value
+        change["set"] = _number(value, "--set") if numeric else value
     else:
-        change["shift"] = float(value)
+        change["shift"] = _number(value, "--shift")
     if args.share is not None:
         change["share"] = args.share
     if args.territories:
         change["territories"] = [t.strip() for t in args.territories.split(",")]
-    scenario = simulate(model, args.frame, [change], territory=args.territory)
+    frame = _frame(args)
+    scenario = simulate(model, frame, [change], territory=args.territory)
     if args.output.suffix.lower() == ".xlsx":
-        risk = predict(model, args.frame, territory=args.territory)
+        risk = predict(model, frame, territory=args.territory)
         path = write_workbook(
             args.output,
             risk,
@@ -664,7 +701,10 @@ def _vulnerability(args: argparse.Namespace) -> int:
         name: [c.strip() for c in cols.split(",")]
         for name, cols in _pairs(args.dimension, "--dimension").items()
     }
-    orient = {k: int(v) for k, v in _pairs(args.orient, "--orient").items()}
+    orient = {
+        k: int(_number(v, "--orient"))
+        for k, v in _pairs(args.orient, "--orient").items()
+    }
     index = VulnerabilityIndex(
         dims,
         orientation=orient or None,
@@ -698,7 +738,7 @@ def _sites(args: argparse.Namespace) -> int:
     by = [args.sector_feature] if args.sector else None
     progress = _Progress(args)
     risk = predict(
-        model, args.frame, territory=args.territory, by=by, progress=progress
+        model, _frame(args), territory=args.territory, by=by, progress=progress
     )
     progress.close()
     out = score_sites(
@@ -739,7 +779,7 @@ def _report(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     risk = predict(
         model,
-        args.frame,
+        _frame(args),
         territory=args.territory,
         region=args.region,
         progress=progress,
@@ -790,7 +830,20 @@ def _prioritise(args: argparse.Namespace) -> int:
         *([args.cost] if args.cost else []),
     ):
         if col in table.columns:
-            table[col] = pd.to_numeric(table[col])
+            values = pd.to_numeric(table[col], errors="coerce")
+            bad = values.isna() & table[col].notna()
+            if bad.any():
+                raise DataValidationError(
+                    column=col,
+                    problem="values that are not numbers",
+                    n_bad=int(bad.sum()),
+                    examples=[
+                        f"row {i}: {v!r}" for i, v in table[col][bad].head().items()
+                    ],
+                    fix="Give the risk table as written by clrisk predict.",
+                    where=f"'{args.risk}'",
+                )
+            table[col] = values
     plan = prioritise(
         table,
         by=args.by,

@@ -128,6 +128,8 @@ def read_table(
 
 # what third-party readers raise for a damaged or mislabelled file
 _UNREADABLE = (
+    csv.Error,
+    LookupError,  # an unknown encoding name
     ValueError,
     OSError,
     UnicodeError,
@@ -169,11 +171,16 @@ def _read(
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a result table as CSV (UTF-8 with BOM) or Parquet, by extension."""
-    path = Path(path)
+    """Write a result table as CSV (UTF-8 with BOM) or Parquet, by extension.
+
+    In CSV, text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return is prefixed with ``'`` so that a spreadsheet shows it as text and
+    never runs it as a formula (numbers are untouched).
+    """
+    path = writable(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        table.to_csv(path, index=False, encoding="utf-8-sig")
+        _text_safe(table).to_csv(path, index=False, encoding="utf-8-sig")
     elif suffix in (".parquet", ".pq"):
         table.to_parquet(path, index=False)
     else:
@@ -181,6 +188,38 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
             f"Cannot write '{path}': use a .csv or .parquet file name."
         )
     return path
+
+
+def writable(path: str | Path) -> Path:
+    """`path` as a Path, after checking that its folder exists."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InvalidParameterError(
+            f"Cannot write '{path}': the folder '{path.parent}' does not exist."
+        )
+    if path.is_dir():
+        raise InvalidParameterError(f"Cannot write '{path}': it is a folder.")
+    return path
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would read as formulas, quoted."""
+    out = table
+    for col in table.columns:
+        values = table[col]
+        if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(
+            values.dtype
+        ):
+            continue
+        text = values.astype("string")
+        risky = text.str.startswith(_FORMULA_START).fillna(False).to_numpy(dtype=bool)
+        if risky.any():
+            out = out.copy() if out is table else out
+            out[col] = values.astype(object).where(~risky, "'" + text)
+    return out
 
 
 def write_geojson(
@@ -296,9 +335,14 @@ def _read_csv(
         keep_default_na=False,
         na_values=[""],
     )
-    if table.columns.duplicated().any():
-        dup = sorted(set(table.columns[table.columns.duplicated()]))
-        raise SchemaError(f"'{path}' has several columns named {dup}.")
+    header = next(
+        csv.reader([text.lstrip("\ufeff").split("\n", 1)[0]], delimiter=sep), []
+    )  # pandas renames duplicates
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise SchemaError(
+            f"'{path}' has several columns named {dup}; rename the copies."
+        )
     if decimal is None:
         decimal = "," if sep == ";" else "."
     if decimal == ",":

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clrisk.diagnostics import Diagnostics
-from clrisk.exceptions import ModelFormatError, NotFittedError
+from clrisk.exceptions import ClriskError, ModelFormatError, NotFittedError
 from clrisk.quality import DataQuality
 from clrisk.spec import FeatureSpec
 from clrisk.survey import Design
@@ -166,7 +166,9 @@ def save_model(model: RiskModel, path: str | Path) -> Path:
     Path
         The file written.
     """
-    path = Path(path)
+    from clrisk.io import writable
+
+    path = writable(path)
     text = json.dumps(
         model_to_dict(model), indent=1, ensure_ascii=False, allow_nan=False
     )
@@ -197,7 +199,6 @@ def load_model(path: str | Path) -> RiskModel:
 
 def model_from_dict(data: Any, *, where: str = "the model") -> RiskModel:
     """A fitted RiskModel from :func:`model_to_dict` content (validated)."""
-    from clrisk.model import RiskModel
 
     def fail(problem: str) -> ModelFormatError:
         return ModelFormatError(f"{where}: {problem}. Re-save it with model.save().")
@@ -216,6 +217,21 @@ def model_from_dict(data: Any, *, where: str = "the model") -> RiskModel:
     _check_keys(data["settings"], _SETTINGS, "settings", fail)
     _check_keys(data["training"], _TRAINING, "training", fail)
 
+    try:
+        return _rebuild(data, where, fail)
+    except ClriskError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        # well-formed JSON whose values have the wrong shape or type
+        raise fail(
+            f"a value has the wrong type or shape ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _rebuild(data: dict[str, Any], where: str, fail: Any) -> RiskModel:
+    """The model from checked content (the keys are known to be right)."""
+    from clrisk.model import RiskModel
+
     spec = FeatureSpec.from_dict(data["spec"], where=where)
     terms = ["intercept", *spec.columns]
     params = _array(data["params"], (len(terms),), "params", fail)
@@ -226,6 +242,10 @@ def model_from_dict(data: Any, *, where: str = "the model") -> RiskModel:
 
     inferred = data["training"]["source"] == _INFERRED_SOURCE  # fitted on arrays
     model = RiskModel(None if inferred else spec, **data["settings"])
+    try:
+        model._check_params()
+    except ClriskError as exc:
+        raise fail(f"invalid settings ({exc})") from None
     tr = data["training"]
     model.spec_ = spec
     model.terms_ = terms

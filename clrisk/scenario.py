@@ -21,6 +21,7 @@ relationships imply, not what a programme would cause.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
-from clrisk.exceptions import InvalidParameterError
+from clrisk.exceptions import CoverageWarning, InvalidParameterError
 from clrisk.features import CodedFrame
 from clrisk.projection import _file_pieces, _Pass, _pieces
 from clrisk.scoring import accumulate
@@ -237,6 +238,7 @@ def simulate(
     )
     sums = summed.to_numpy()
     base, moved, share = sums[:, :width], sums[:, width : 2 * width], sums[:, -2:]
+    _check_territories(todo, summed.index)
     q = _move_probability(todo[0], share)
     return _scenario(view, summed.index, base, moved, q, todo, alpha)
 
@@ -266,7 +268,12 @@ def _check_change(c: Change, spec: FeatureSpec) -> None:
                 f"Change of numeric '{c.feature}': set=/shift= must be a number."
             )
     else:
-        if c.shift is not None or str(c.set) not in feat.levels:
+        if c.shift is not None:
+            raise InvalidParameterError(
+                f"Change of '{c.feature}': shift= needs a numeric feature; "
+                f"'{c.feature}' is {feat.kind}: use set= one of {list(feat.levels)}."
+            )
+        if str(c.set) not in feat.levels:
             raise InvalidParameterError(
                 f"Change of '{c.feature}': set= must be one of its levels "
                 f"{list(feat.levels)}; got {c.set!r}."
@@ -282,6 +289,28 @@ def _check_change(c: Change, spec: FeatureSpec) -> None:
             raise InvalidParameterError(
                 f"where={{'{name}': {level!r}}} must name a level of a binary or "
                 f"categorical feature ({list(wf.levels)})."
+            )
+
+
+def _check_territories(changes: tuple[Change, ...], seen: pd.Index) -> None:
+    """Territories named by a change must be in the frame: none is an error,
+    some missing a warning (a code typo would otherwise give a zero effect)."""
+    for c in changes:
+        if c.territories is None:
+            continue
+        wanted = sorted({str(t) for t in c.territories})
+        missing = [t for t in wanted if t not in seen]
+        if len(missing) == len(wanted):
+            raise InvalidParameterError(
+                f"Change of '{c.feature}': none of its territories {wanted[:5]} is "
+                "in the frame; check the codes (text, with leading zeros)."
+            )
+        if missing:
+            warnings.warn(
+                f"Change of '{c.feature}': {len(missing)} of its territories are not "
+                f"in the frame (e.g. {missing[:5]}); they are left out.",
+                CoverageWarning,
+                stacklevel=3,
             )
 
 

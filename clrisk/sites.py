@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from clrisk.exceptions import InvalidParameterError, SchemaError
+from clrisk.exceptions import DataValidationError, InvalidParameterError, SchemaError
 from clrisk.territory import TerritoryRisk
 
 __all__ = ["score_sites"]
@@ -94,9 +94,17 @@ def score_sites(
                 f"by=['{sector_feature}'] to clrisk.predict."
             )
         cells = risk.breakdown("territory").set_index(["territory", sector_feature])
-        key = pd.MultiIndex.from_arrays([codes, out[sector].astype("string")])
+        sectors = out[sector].astype("string").str.strip()
+        key = pd.MultiIndex.from_arrays([codes, sectors])
         found = key.isin(cells.index)
+        levels = set(cells.index.get_level_values(sector_feature))
+        unknown = ~sectors.isin(levels).to_numpy()
         status = np.where(known & ~found, "no children of that sector there", status)
+        status = np.where(
+            known & unknown,
+            f"sector is not a level of '{sector_feature}' ({sorted(levels)})",
+            status,
+        )
         picked = cells.reindex(key)
         for src, dst in (
             ("risk", "sector_risk"),
@@ -108,7 +116,7 @@ def score_sites(
             out[dst] = picked[src].to_numpy()
         rate = out["sector_risk"]
     if volume is not None:
-        out["exposure"] = pd.to_numeric(out[volume], errors="raise") * rate / 100
+        out["exposure"] = _volume(out[volume], volume) * rate / 100
     out["status"] = status
     return out
 
@@ -122,3 +130,19 @@ def _main_factors(risk: TerritoryRisk, k: int) -> pd.Series:
         return ", ".join(up.index) if len(up) else "none above national"
 
     return gaps.apply(top, axis=1)
+
+
+def _volume(values: pd.Series, name: str) -> pd.Series:
+    """Site volumes as numbers (a decimal comma is accepted); others refused."""
+    text = values.astype("string").str.strip().str.replace(",", ".", regex=False)
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = numbers.isna() & values.notna()
+    if bad.any():
+        raise DataValidationError(
+            column=name,
+            problem="volumes that are not numbers",
+            n_bad=int(bad.sum()),
+            examples=[f"row {i}: {v!r}" for i, v in values[bad].head().items()],
+            fix="Write volumes as numbers (e.g. 12.5 or 12,5).",
+        )
+    return numbers.astype(float)

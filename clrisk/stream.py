@@ -225,8 +225,17 @@ def _csv(path: Path, sep: str) -> FrameSource:
         text = {c: str for c in text_columns if c in columns}
         offset = 0
         try:
-            reader = pd.read_csv(path, sep=sep, usecols=list(columns), dtype=text,
-                                 chunksize=size, encoding="utf-8-sig")  # fmt: skip
+            # missing = empty cell only, as clrisk.io.read_table reads it
+            reader = pd.read_csv(
+                path,
+                sep=sep,
+                usecols=list(columns),
+                dtype=text,
+                chunksize=size,
+                encoding="utf-8-sig",
+                keep_default_na=False,
+                na_values=[""],
+            )
             with reader:
                 for chunk in reader:
                     chunk.index = pd.RangeIndex(offset, offset + len(chunk))
