@@ -12,6 +12,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,13 @@ def _add_report(sub: Any) -> None:
         help="coverage target of the priority list (default 0.5)",
     )
     cmd.add_argument("--title", default="Child labour risk")
+    cmd.add_argument(
+        "--min-children",
+        type=int,
+        default=DEFAULT_MIN_CHILDREN,
+        help="withhold territories with fewer children from every output "
+        f"(default {DEFAULT_MIN_CHILDREN}; 0: none)",
+    )
     cmd.add_argument("-o", "--output", type=Path, required=True, help="folder")
     _common(cmd)
     cmd.set_defaults(run=_report)
@@ -785,11 +793,23 @@ def _report(args: argparse.Namespace) -> int:
         progress=progress,
     )
     progress.close()
-    plan = prioritise(risk, coverage=args.coverage)
+    shown, record = risk, None
+    if args.min_children > 0:  # small territories withheld from every output
+        table, record = suppress(risk, min_children=args.min_children)
+        if record.withheld_totals:
+            raise InvalidParameterError(
+                f"The totals of {list(record.withheld_totals)} would reveal withheld "
+                "territories and the fact sheets publish them: merge small "
+                "territories or lower --min-children."
+            )
+        if record.suppressed:
+            _say(args, record.summary())
+            shown = replace(risk, table=table)
+    plan = prioritise(shown, coverage=args.coverage)
     args.output.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ClriskWarning)
-        pages = fact_sheets(risk, bounds, args.output, plan=plan, title=args.title)
+        pages = fact_sheets(shown, bounds, args.output, plan=plan, title=args.title)
     for w in caught:
         _say(args, f"warning: {w.message}")
     inputs = {"frame": args.frame, "model": args.model}
@@ -800,7 +820,7 @@ def _report(args: argparse.Namespace) -> int:
             warnings.simplefilter("always", ClriskWarning)
             extra.append(
                 write_geojson(
-                    risk.table,
+                    shown.table,
                     args.boundaries,
                     args.key,
                     args.output / "clrisk-results.geojson",
@@ -808,9 +828,19 @@ def _report(args: argparse.Namespace) -> int:
             )
         for w in caught:
             _say(args, f"warning: {w.message}")
-    book = write_workbook(
-        args.output / "clrisk-results.xlsx", risk, plan=plan, model=model, inputs=inputs
-    )
+    book_path = args.output / "clrisk-results.xlsx"
+    if shown is risk:
+        book = write_workbook(book_path, risk, plan=plan, model=model, inputs=inputs)
+    else:  # without the sheets that would show what is withheld
+        assert record is not None
+        book = write_workbook(
+            book_path,
+            shown.table,
+            plan=plan,
+            model=model,
+            inputs=inputs,
+            extra={"suppression": record.to_frame()},
+        )
     _say(args, f"wrote {len(pages)} fact sheets and {book} in {args.output}")
     summary = {
         "output": str(args.output),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -567,3 +568,54 @@ def test_cli_workbook_withholds_small_territories_and_cells(tmp_path: Path) -> N
     assert cells.loc[cells["suppressed"], "expected_count"].isna().all()
     assert main([*base, "--min-children", "0"]) == 0  # nothing withheld: full book
     assert "factors" in pd.read_excel(book, sheet_name=None)
+
+
+def test_cli_report_withholds_small_territories(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    census = pd.read_parquet(DATA / "censo.parquet")
+    first = census["municipio"].iloc[0]
+    census = pd.concat(
+        [
+            census[census["municipio"] != first],
+            census[census["municipio"] == first].head(10),
+        ]
+    )
+    frame = tmp_path / "censo.parquet"
+    census.to_parquet(frame, index=False)
+    out = tmp_path / "informe"
+    assert (
+        main(
+            [
+                "report",
+                str(frame),
+                "--model",
+                str(MODELS / "model.json"),
+                "--territory",
+                "municipio",
+                "--region",
+                "departamento",
+                "--boundaries",
+                str(DATA / "municipios.geojson"),
+                "--key",
+                "codigo",
+                "-o",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    geo = json.loads((out / "clrisk-results.geojson").read_text(encoding="utf-8"))
+    props = {f["properties"]["codigo"]: f["properties"] for f in geo["features"]}
+    assert props[first]["risk"] is None and props[first]["suppressed"] is True
+    book = pd.read_excel(
+        out / "clrisk-results.xlsx", sheet_name=None, dtype={"territory": str}
+    )
+    assert "factors" not in book and "suppression" in book
+    row = book["territories"].set_index("territory").loc[first]
+    assert pd.isna(row["expected_count"])
+    pages = " ".join(p.read_text(encoding="utf-8") for p in out.glob("*.html"))
+    rows = re.findall(rf"<tr><td>{first}</td>.*?</tr>", pages)
+    assert rows and all("%" not in r for r in rows)  # no risk published for it
