@@ -113,6 +113,12 @@ def read_table(
         return _read(path, sep, encoding, decimal, sheet)
     except ClriskError:  # already clear (and a ValueError: let it through)
         raise
+    except ImportError as exc:  # an optional reader (pyarrow, openpyxl) missing
+        raise InvalidParameterError(
+            f"Reading '{path}' needs a package that is not installed ({exc}): "
+            'pip install "clrisk[arrow]" for Parquet/Feather, "clrisk[excel]" for '
+            "Excel."
+        ) from None
     except _UNREADABLE as exc:  # the readers of pandas, pyarrow, openpyxl
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataValidationError(
