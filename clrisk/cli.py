@@ -211,6 +211,16 @@ def _frame(args: argparse.Namespace) -> Any:
     return args.frame
 
 
+def _range(text: str | None) -> tuple[float, float] | None:
+    """``"5-17"`` -> ``(5.0, 17.0)``."""
+    if text is None:
+        return None
+    low, sep, high = text.partition("-")
+    if not sep:
+        raise InvalidParameterError(f"--age-range takes LOW-HIGH; got {text!r}.")
+    return _number(low, "--age-range"), _number(high, "--age-range")
+
+
 def _number(text: str, what: str) -> float:
     """A number given on the command line (``.`` or ``,`` as decimal mark)."""
     try:
@@ -398,6 +408,12 @@ def _add_predict(sub: Any) -> None:
         default="error",
         help="rows with missing values or unknown codes: stop "
         "(default) or drop them and report",
+    )
+    cmd.add_argument("--age-column", help="age in years, to score only --age-range")
+    cmd.add_argument(
+        "--age-range",
+        metavar="LOW-HIGH",
+        help="e.g. 5-17: other ages are counted, not scored",
     )
     cmd.add_argument(
         "--unknown-as",
@@ -588,6 +604,8 @@ def _predict(args: argparse.Namespace) -> int:
         progress=progress,
         on_invalid=args.on_invalid,
         unknown_as=_pairs(args.unknown_as, "--unknown-as"),
+        age=args.age_column,
+        age_range=_range(args.age_range),
     )
     progress.close()
     _say(args, "row accounting:\n  " + risk.quality.summary().replace("\n", "\n  "))

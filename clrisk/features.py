@@ -117,6 +117,7 @@ def encode(
     where: str = "",
     row_offset: int = 0,
     unknown_as: Mapping[str, str] | None = None,
+    row_numbers: np.ndarray | None = None,
 ) -> CodedFrame:
     """Code `table` (a data set of `source`) with `spec`.
 
@@ -141,6 +142,10 @@ def encode(
         Name of the input for messages (a file name, ``"survey"``).
     row_offset : int
         Row number of the table's first row in the whole input (for messages).
+    row_numbers : ndarray of shape (n_rows,), optional
+        Row number of each row of `table` in the whole input, for messages,
+        when the rows are not consecutive (e.g. after an age filter); by
+        default ``row_offset + position``.
     unknown_as : mapping of str to str, optional
         Feature name -> level: codes of that feature missing from its code map
         are coded as that level instead of following `on_invalid`, with a
@@ -155,6 +160,11 @@ def encode(
     where = where or f"the {source} table"
     _check_columns(spec, table, source, territory, weight, where)
     n = len(table)
+    numbering = (
+        np.asarray(row_numbers)
+        if row_numbers is not None
+        else row_offset + np.arange(n)
+    )
     bad: dict[str, np.ndarray] = {}  # reason -> boolean mask of rejected rows
 
     examples_of: dict[str, list[str]] = {}  # first examples of each reason
@@ -202,7 +212,7 @@ def encode(
             f"missing value in '{src.column}'",
             src.column,
             f"missing values for feature '{feat.name}'",
-            [f"row {r}" for r in _first_rows(missing, row_offset)],
+            [f"row {r}" for r in _first_rows(missing, numbering)],
             "Fill them in, or pass on_invalid='drop' to reject those rows.",
         )
         unknown = coded == -1
@@ -241,7 +251,7 @@ def encode(
     for q, feat in enumerate(spec.numeric):
         src = feat.source(source)
         values = _numeric_column(
-            table[src.column], src.column, where, reject, row_offset
+            table[src.column], src.column, where, reject, numbering
         )
         numerics[:, q] = values * src.scale
 
@@ -255,7 +265,7 @@ def encode(
             f"missing territory in '{territory}'",
             territory,
             "missing territory codes",
-            [f"row {r}" for r in _first_rows(missing, row_offset)],
+            [f"row {r}" for r in _first_rows(missing, numbering)],
             "Every row needs a territory code; or pass on_invalid='drop'.",
         )
         order = np.argsort(np.asarray(tuniques, dtype=object), kind="stable")
@@ -283,17 +293,14 @@ def encode(
 
     w: np.ndarray | None = None
     if weight is not None:
-        w = _numeric_column(table[weight], weight, where, reject, row_offset)
+        w = _numeric_column(table[weight], weight, where, reject, numbering)
         bad_weight = w < 0
         reject(
             bad_weight,
             f"negative weight in '{weight}'",
             weight,
             "negative weights",
-            [
-                f"row {r}: {w[r - row_offset]:g}"
-                for r in _first_rows(bad_weight, row_offset)
-            ],
+            [f"row {numbering[i]}: {w[i]:g}" for i in np.flatnonzero(bad_weight)[:5]],
             "Weights are expansion factors and must be >= 0; fix them, or pass "
             "on_invalid='drop' to reject those rows.",
         )
@@ -451,12 +458,13 @@ def _level_index(feat: Feature, codes: Any, raw: str) -> int:
     return feat.levels.index(level)
 
 
-def _first_rows(mask: np.ndarray, offset: int, k: int = 5) -> list[int]:
-    return [int(i) + offset for i in np.flatnonzero(mask)[:k]]
+def _first_rows(mask: np.ndarray, numbering: np.ndarray, k: int = 5) -> list[int]:
+    """Row numbers (in the whole input) of the first `k` rows of `mask`."""
+    return [int(numbering[i]) for i in np.flatnonzero(mask)[:k]]
 
 
 def _numeric_column(
-    col: pd.Series, name: str, where: str, reject: Any, offset: int
+    col: pd.Series, name: str, where: str, reject: Any, numbering: np.ndarray
 ) -> np.ndarray:
     if pd.api.types.is_bool_dtype(col.dtype):
         col = col.astype("float64")
@@ -469,8 +477,8 @@ def _numeric_column(
         not_number = np.isnan(values) & col.notna().to_numpy()
         if not_number.any():
             examples = [
-                f"row {r}: {col.iloc[r - offset]!r}"
-                for r in _first_rows(not_number, offset)
+                f"row {numbering[i]}: {col.iloc[i]!r}"
+                for i in np.flatnonzero(not_number)[:5]
             ]
             # a format problem of the column (e.g. decimal commas), not of a
             # few rows: always an error, even with on_invalid="drop"
@@ -489,7 +497,7 @@ def _numeric_column(
             column=name,
             problem="infinite values",
             n_bad=int(infinite.sum()),
-            examples=[f"row {r}" for r in _first_rows(infinite, offset)],
+            examples=[f"row {r}" for r in _first_rows(infinite, numbering)],
             fix="Replace them with valid numbers.",
             where=where,
         )
@@ -499,7 +507,7 @@ def _numeric_column(
         f"missing value in '{name}'",
         name,
         "missing values",
-        [f"row {r}" for r in _first_rows(missing, offset)],
+        [f"row {r}" for r in _first_rows(missing, numbering)],
         "Fill them in, or pass on_invalid='drop' to reject those rows.",
     )
     return np.where(missing, 0.0, values)
@@ -591,7 +599,9 @@ def indicator_values(spec: FeatureSpec, indicators: pd.DataFrame) -> pd.DataFram
     strict = _strict_rejecter(where, codes)
     out = {}
     for feat, col in zip(feats, cols, strict=True):
-        values = _numeric_column(indicators[col], col, where, strict, 0)
+        values = _numeric_column(
+            indicators[col], col, where, strict, np.arange(len(indicators))
+        )
         out[feat.name] = values * feat.source(INDICATORS).scale
     return pd.DataFrame(out, index=pd.Index(codes, dtype=object, name="territory"))
 

@@ -59,6 +59,8 @@ def predict(
     kernel: str = "auto",
     progress: Callable[[int], None] | None = None,
     unknown_as: Mapping[str, str] | None = None,
+    age: str | None = None,
+    age_range: tuple[float, float] | None = None,
 ) -> TerritoryRisk:
     """Score every child of `frame` and aggregate by territory in one pass.
 
@@ -120,6 +122,11 @@ def predict(
         Feature -> level for codes missing from the code map (e.g. a new
         census code): coded as that level with a warning and a quality note,
         instead of following `on_invalid` (see :func:`clrisk.features.encode`).
+    age, age_range : str and (float, float), optional
+        Score only rows whose `age` column lies in `age_range` (inclusive), e.g.
+        ``age="p_edad", age_range=(5, 17)`` on a census of all persons; the
+        others are counted in ``quality.rejected`` as "outside the age range"
+        (a row with a missing age follows `on_invalid`).
 
     Returns
     -------
@@ -169,14 +176,27 @@ def predict(
         except SchemaError as exc:
             raise SchemaError(f"The frame file '{file_src.name}': {exc}") from None
     elif _is_dask(frame):
-        source = source or spec.detect_source(list(frame.columns),
-                                              prefer=spec.frame_source)  # fmt: skip
+        source = source or spec.detect_source(
+            list(frame.columns), prefer=spec.frame_source
+        )
     terr_col = territory
     if source is not None:
         terr_col = territory or spec.territory.get(source)
 
-    pass_ = _Pass(view, spec, source, terr_col, ind_table, weight, on_invalid,
-                  by_list, region, kernel, dict(unknown_as or {}))  # fmt: skip
+    pass_ = _Pass(
+        view,
+        spec,
+        source,
+        terr_col,
+        ind_table,
+        weight,
+        on_invalid,
+        by_list,
+        region,
+        kernel,
+        dict(unknown_as or {}),
+        _age_filter(age, age_range),
+    )
     if isinstance(frame, TerritoryStats):  # the pass was made elsewhere
         _check_stats(frame, view, by_list)
         if counterfactual or region is not None:
@@ -200,9 +220,10 @@ def predict(
         parts, pairs, quality = [], [], DataQuality()
         cached = []
         pieces = (
-            _file_pieces(file_src, pass_, chunk_size) if file_src is not None
+            _file_pieces(file_src, pass_, chunk_size)
+            if file_src is not None
             else _pieces(frame, chunk_size)
-        )  # fmt: skip
+        )
         done = 0
         for offset, chunk, where in pieces:
             stats_i, pairs_i, coded = pass_.run(chunk, offset, where)
@@ -266,7 +287,7 @@ def predict(
         coded_frames: Iterable[CodedFrame] = cached
         if file_src is not None:  # a second pass over the file, in batches
             coded_frames = (
-                pass_.encode(chunk, offset, where)
+                pass_.prepare(chunk, offset, where)[1]
                 for offset, chunk, where in _file_pieces(file_src, pass_, chunk_size)
             )
         factors = _with_counterfactual(factors, view, coded_frames, cells)
@@ -291,6 +312,23 @@ def predict(
         table["gender_gap"] = table["territory"].map(gap.set_index("territory")["gap"])
         result = replace(result, table=table)
     return result
+
+
+def _age_filter(
+    age: str | None, age_range: tuple[float, float] | None
+) -> tuple[str, float, float] | None:
+    if age is None and age_range is None:
+        return None
+    if age is None or age_range is None or len(age_range) != 2:
+        raise InvalidParameterError(
+            "Give age=<column> and age_range=(lowest, highest) together."
+        )
+    lo, hi = (float(a) for a in age_range)
+    if not lo <= hi:
+        raise InvalidParameterError(
+            f"age_range must be (lowest, highest); got {age_range}."
+        )
+    return age, lo, hi
 
 
 def _is_gender(spec: FeatureSpec, name: str) -> bool:
@@ -338,8 +376,9 @@ def territory_stats(
     view = ModelView.from_model(model)
     by_list = [by] if isinstance(by, str) else list(by or [])
     ind = indicators if indicators is not None else model.indicator_table()
-    pass_ = _Pass(view, view.spec, source, territory, ind, weight, "error",
-                  by_list, None, kernel)  # fmt: skip
+    pass_ = _Pass(
+        view, view.spec, source, territory, ind, weight, "error", by_list, None, kernel
+    )
     stats, _, _ = pass_.run(table, 0, "")
     if stats is None:
         empty = np.zeros((0, view.layout.width))
@@ -376,8 +415,41 @@ class _Pass:
     region: str | None
     kernel: str
     unknown_as: dict[str, str] = field(default_factory=dict)
+    ages: tuple[str, float, float] | None = None
 
-    def encode(self, chunk: pd.DataFrame, offset: int, where: str) -> CodedFrame:
+    def prepare(
+        self, chunk: pd.DataFrame, offset: int, where: str
+    ) -> tuple[pd.DataFrame, CodedFrame]:
+        """The rows within the age range, and their coding; rows outside the
+        range are counted in the coding's quality record, never lost."""
+        if self.ages is None:
+            return chunk, self.encode(chunk, offset, where)
+        column, lo, hi = self.ages
+        if column not in chunk.columns:
+            raise SchemaError(
+                f"The age column {column!r} named by age= is not in the frame.",
+                expected=[column],
+                received=[str(c) for c in chunk.columns],
+            )
+        age = pd.to_numeric(chunk[column], errors="coerce")
+        outside = (age.notna() & ~age.between(lo, hi)).to_numpy()
+        if not outside.any():
+            return chunk, self.encode(chunk, offset, where)
+        inside = chunk[~outside]
+        numbers = offset + np.flatnonzero(~outside)
+        coded = self.encode(inside, offset, where, numbers)
+        n_out = int(outside.sum())
+        reason = f"outside the age range {lo:g}-{hi:g} ('{column}')"
+        quality = coded.quality + DataQuality(n_out, 0, {reason: n_out})
+        return inside, replace(coded, quality=quality)
+
+    def encode(
+        self,
+        chunk: pd.DataFrame,
+        offset: int,
+        where: str,
+        numbers: np.ndarray | None = None,
+    ) -> CodedFrame:
         if self.source is None:  # in-memory pieces: detected on the first one
             self.source = self.spec.detect_source(
                 chunk.columns, prefer=self.spec.frame_source
@@ -399,13 +471,14 @@ class _Pass:
             where=where or f"the {self.source} frame",
             row_offset=offset,
             unknown_as=self.unknown_as,
+            row_numbers=numbers,
         )
 
     def run(
         self, chunk: pd.DataFrame, offset: int, where: str
     ) -> tuple[TerritoryStats | None, pd.DataFrame | None, CodedFrame]:
         """Statistics and (territory, region) pairs of one piece."""
-        coded = self.encode(chunk, offset, where)
+        chunk, coded = self.prepare(chunk, offset, where)
         if coded.n == 0:
             return None, None, coded
         cell, keys = _cells(coded, chunk, self.by, self.spec)
@@ -433,13 +506,18 @@ class _Pass:
         need = self.spec.required_columns(self.source)
         extra = [self.territory, self.weight, self.region]
         extra += [b for b in self.by if b not in names]
+        if self.ages is not None:
+            extra.append(self.ages[0])
         return need + [c for c in dict.fromkeys(extra) if c and c not in need]
 
     def text_columns(self) -> list[str]:
         """Columns holding codes, read as text where a format leaves it open."""
         assert self.source is not None
-        codes = [f.source(self.source).column for f in self.spec.categorical
-                 if f.dimension != "territory"]  # fmt: skip
+        codes = [
+            f.source(self.source).column
+            for f in self.spec.categorical
+            if f.dimension != "territory"
+        ]
         extra = [self.territory, self.region, *self.by]
         return [c for c in dict.fromkeys([*codes, *extra]) if c]
 

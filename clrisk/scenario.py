@@ -200,7 +200,7 @@ def simulate(
     width = view.layout.width
     keys, blocks = [], []
     for offset, chunk, where in pieces:
-        coded = pass_.encode(chunk, offset, where)
+        _, coded = pass_.prepare(chunk, offset, where)
         if coded.n == 0:
             continue
         assert coded.territory is not None

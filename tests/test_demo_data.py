@@ -619,3 +619,38 @@ def test_cli_report_withholds_small_territories(
     pages = " ".join(p.read_text(encoding="utf-8") for p in out.glob("*.html"))
     rows = re.findall(rf"<tr><td>{first}</td>.*?</tr>", pages)
     assert rows and all("%" not in r for r in rows)  # no risk published for it
+
+
+def test_cli_predict_age_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    census = pd.read_parquet(DATA / "censo.parquet")
+    adults = census.head(25).assign(p_edad=35)
+    frame = tmp_path / "todas_las_edades.parquet"
+    pd.concat([census, adults]).to_parquet(frame, index=False)
+    assert (
+        main(
+            [
+                "predict",
+                str(frame),
+                "--model",
+                str(MODELS / "model.json"),
+                "--territory",
+                "municipio",
+                "--age-column",
+                "p_edad",
+                "--age-range",
+                "5-17",
+                "-o",
+                str(tmp_path / "r.csv"),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["rows_read"] == len(census) + 25
+    assert out["rows_scored"] == len(census)
+    assert out["rejected"] == {"outside the age range 5-17 ('p_edad')": 25}

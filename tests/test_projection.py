@@ -554,3 +554,54 @@ def test_unknown_codes_mapped_to_a_stated_level(
             **small.predict_kwargs,
             unknown_as={"ethnicity": "martian"},
         )
+
+
+def test_rows_outside_the_age_range_are_counted_not_lost(
+    small: clrisk.Country, small_model: clrisk.RiskModel, tmp_path
+) -> None:
+    """A census of all persons: adults are counted as outside the range."""
+    adults = small.census.head(30).assign(p_edad=40)
+    babies = small.census.head(5).assign(p_edad=2)
+    census = pd.concat([adults, small.census, babies], ignore_index=True)
+    # without the filter, ages outside the code map are errors naming the rows
+    with pytest.raises(DataValidationError, match=r"'p_edad'.*'40' \(30 rows\)"):
+        clrisk.predict(small_model, census, **small.predict_kwargs)
+    risk = clrisk.predict(
+        small_model,
+        census,
+        **small.predict_kwargs,
+        age="p_edad",
+        age_range=(5, 17),
+        chunk_size=1000,
+    )
+    q = risk.quality
+    assert q.rows_read == len(census) and q.reconciles
+    assert q.rejected == {"outside the age range 5-17 ('p_edad')": 35}
+    np.testing.assert_allclose(risk.table["risk"], small_risk_table(small, small_model))
+    # row numbers in messages stay those of the whole input after filtering
+    bad = census.copy()
+    bad["p_sexo"] = bad["p_sexo"].astype(object)
+    bad.loc[40, "p_sexo"] = None  # row 40 of the input, 10th of the filtered rows
+    with pytest.raises(DataValidationError, match="'row 40'"):
+        clrisk.predict(
+            small_model, bad, **small.predict_kwargs, age="p_edad", age_range=(5, 17)
+        )
+    path = tmp_path / "census.parquet"
+    census.to_parquet(path)
+    streamed = clrisk.predict(
+        small_model,
+        path,
+        **small.predict_kwargs,
+        age="p_edad",
+        age_range=(5, 17),
+        chunk_size=777,
+    )
+    assert streamed.quality.rejected == q.rejected
+
+
+def small_risk_table(small: clrisk.Country, model: clrisk.RiskModel) -> np.ndarray:
+    return (
+        clrisk.predict(model, small.census, **small.predict_kwargs)
+        .table["risk"]
+        .to_numpy()
+    )
