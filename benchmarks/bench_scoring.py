@@ -179,7 +179,7 @@ def main() -> None:
     record: dict[str, object] = {
         "benchmark": "scoring",
         **provenance(),
-        "numba_threads": kernel.numba.get_num_threads(),
+        "numba_threads": __import__("numba").get_num_threads(),
         "bandwidth_gb_s": bw / 1e9,
         "cold_start": cold_start(),
         "runs": [],

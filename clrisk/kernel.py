@@ -17,15 +17,18 @@ numba is an optional dependency (``pip install "clrisk[fast]"``): without it,
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from typing import Any
 
 import numpy as np
 
-try:  # numba is optional: the reference kernel works without it
-    import numba
-except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
+# numba is optional (the reference kernel works without it) and imported on
+# the first compiled call, not with clrisk: it costs a fraction of a second.
+# The kernel below reads `numba.prange` from this module's globals when it is
+# compiled, after _compiled() has set the name.
+numba: Any = None
+_KERNEL: Any = None
 
 __all__ = ["Blocks", "accumulate_compiled", "available"]
 
@@ -37,7 +40,7 @@ _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 def available() -> bool:
     """Whether the compiled kernel can be used (numba is installed)."""
-    return numba is not None
+    return importlib.util.find_spec("numba") is not None
 
 
 def _kernel_py(
@@ -100,11 +103,17 @@ def _kernel_py(
     return out
 
 
-_kernel = (
-    numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")(_kernel_py)
-    if numba is not None
-    else None
-)
+def _compiled() -> Any:
+    """The compiled kernel (numba imported and the function wrapped once)."""
+    global numba, _KERNEL
+    if _KERNEL is None:
+        import numba as _numba
+
+        numba = _numba
+        _KERNEL = numba.njit(
+            parallel=True, cache=True, nogil=True, error_model="numpy"
+        )(_kernel_py)
+    return _KERNEL
 
 
 def accumulate_compiled(
@@ -138,13 +147,14 @@ def accumulate_compiled(
     -------
     ndarray of shape (n_cells, layout.width), float64
     """
-    if _kernel is None:
+    if not available():
         raise RuntimeError("numba is not installed: use clrisk.scoring.accumulate.")
+    kernel = _compiled()
     luts = scorer.luts
     lut = np.concatenate(luts) if luts else np.zeros(0)
     has_weight = weight is not None
     w = np.asarray(weight, dtype=np.float64) if has_weight else np.zeros(1)
-    return _kernel(
+    return kernel(
         codes,
         numerics,
         cell,
