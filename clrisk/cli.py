@@ -191,13 +191,7 @@ def _add_sites(sub: Any) -> None:
         help="the spec feature holding sectors (default head_branch)",
     )
     cmd.add_argument("--volume", help="volume column of SITES (for exposure)")
-    cmd.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        required=True,
-        help="scored sites: .csv or .parquet",
-    )
+    _output(cmd, "scored sites")
     _common(cmd)
     cmd.set_defaults(run=_sites)
 
@@ -281,13 +275,7 @@ def _add_simulate(sub: Any) -> None:
     cmd.add_argument(
         "--territories", help="only these territory codes, comma-separated"
     )
-    cmd.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        required=True,
-        help="effects by territory: .csv or .parquet",
-    )
+    _output(cmd, "effects by territory")
     _common(cmd)
     cmd.set_defaults(run=_simulate)
 
@@ -316,15 +304,20 @@ def _add_vulnerability(sub: Any) -> None:
     )
     cmd.add_argument("--weights", default="equal", choices=("equal", "pca"))
     cmd.add_argument("--scaling", default="minmax", choices=("minmax", "zscore"))
+    _output(cmd, "index by territory")
+    _common(cmd)
+    cmd.set_defaults(run=_vulnerability)
+
+
+def _output(cmd: argparse.ArgumentParser, what: str) -> None:
+    """The -o option of a command writing a table (or a workbook of them)."""
     cmd.add_argument(
         "-o",
         "--output",
         type=Path,
         required=True,
-        help="index by territory: .csv or .parquet",
+        help=f"{what}: .csv, .parquet or .xlsx (an Excel workbook)",
     )
-    _common(cmd)
-    cmd.set_defaults(run=_vulnerability)
 
 
 def _common(cmd: argparse.ArgumentParser) -> None:
@@ -425,17 +418,11 @@ def _add_predict(sub: Any) -> None:
         "--min-children",
         type=int,
         default=DEFAULT_MIN_CHILDREN,
-        help="suppress territories with fewer children in the "
-        f"CSV/Parquet output (default {DEFAULT_MIN_CHILDREN}; 0: none)",
+        help="withhold territories (and breakdown cells) with fewer children "
+        f"from the output (default {DEFAULT_MIN_CHILDREN}; 0: none)",
     )
     cmd.add_argument("--n-levels", type=int, default=3)
-    cmd.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        required=True,
-        help="territory table: .csv or .parquet",
-    )
+    _output(cmd, "territory table")
     _common(cmd)
     cmd.set_defaults(run=_predict)
 
@@ -455,13 +442,7 @@ def _add_prioritise(sub: Any) -> None:
     cmd.add_argument("--budget", type=float)
     cmd.add_argument("--cost", help="per-territory cost column (with --budget)")
     cmd.add_argument("--coverage", type=float)
-    cmd.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        required=True,
-        help="ranked selection: .csv or .parquet",
-    )
+    _output(cmd, "ranked selection")
     _common(cmd)
     cmd.set_defaults(run=_prioritise)
 
