@@ -448,21 +448,51 @@ def _add_prioritise(sub: Any) -> None:
 
 
 class _Progress:
-    """Rows scored so far, on one stderr line, only on a terminal."""
+    """A tqdm bar of rows scored, on stderr, only on a terminal."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.show = not args.quiet and sys.stderr.isatty()
+    def __init__(self, args: argparse.Namespace, frame: Any = None) -> None:
+        self.bar: Any = None
         self.rows = 0
+        if not args.quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=_n_rows(frame), unit=" rows", unit_scale=True, file=sys.stderr
+            )
 
     def __call__(self, rows: int) -> None:
-        if self.show:
-            print(f"\r  {rows:,} rows scored", end="", file=sys.stderr, flush=True)
+        if self.bar is not None:
+            self.bar.update(rows - self.rows)
         self.rows = rows
 
     def close(self) -> None:
-        """End the progress line."""
-        if self.show and self.rows:
-            print(file=sys.stderr)
+        """End the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _n_rows(frame: Any) -> int | None:
+    """Rows of a frame, where known without reading it (else None)."""
+    if isinstance(frame, pd.DataFrame):
+        return len(frame)
+    suffix = frame.suffix.lower() if isinstance(frame, Path) else ""
+    try:
+        if suffix in (".parquet", ".pq", ".parq"):
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(frame).metadata.num_rows)
+        if suffix in (".arrow", ".feather", ".ipc"):
+            import pyarrow as pa
+            import pyarrow.ipc as ipc
+
+            reader = ipc.open_file(pa.memory_map(str(frame), "r"))
+            return sum(
+                int(reader.get_batch(i).num_rows)
+                for i in range(reader.num_record_batches)
+            )
+    except Exception:  # an unreadable file is reported by predict itself
+        return None
+    return None
 
 
 def _say(args: argparse.Namespace, msg: str) -> None:
@@ -572,10 +602,11 @@ def _fit(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     indicators = _read(args, args.indicators) if args.indicators else None
-    progress = _Progress(args)
+    frame = _frame(args)
+    progress = _Progress(args, frame)
     risk = predict(
         model,
-        _frame(args),
+        frame,
         territory=args.territory,
         region=args.region,
         by=args.by,
@@ -743,10 +774,9 @@ def _sites(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     sites = _read(args, args.sites)
     by = [args.sector_feature] if args.sector else None
-    progress = _Progress(args)
-    risk = predict(
-        model, _frame(args), territory=args.territory, by=by, progress=progress
-    )
+    frame = _frame(args)
+    progress = _Progress(args, frame)
+    risk = predict(model, frame, territory=args.territory, by=by, progress=progress)
     progress.close()
     out = score_sites(
         sites,
@@ -783,10 +813,11 @@ def _report(args: argparse.Namespace) -> int:
     bounds = None
     if args.boundaries is not None:
         bounds = read_boundaries(args.boundaries, args.key, name=args.name)
-    progress = _Progress(args)
+    frame = _frame(args)
+    progress = _Progress(args, frame)
     risk = predict(
         model,
-        _frame(args),
+        frame,
         territory=args.territory,
         region=args.region,
         progress=progress,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -319,3 +320,34 @@ def test_reading_options_override_detection(
     err = capsys.readouterr().err
     assert "separator '|'" in err and "encoding 'latin-1'" in err
     assert "sheet 'data'" in err
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal (the progress bar shows only there)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_predict_progress_bar_on_a_terminal(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, predict draws a tqdm bar out of the file's row count."""
+    model = tmp_path / "model.json"
+    fit = ["fit", str(files["survey"]), "--spec", str(files["spec"]), "--outcome",
+           "trabajo_infantil", "--weight", "fexp", "--indicators",
+           str(files["indicators"]), "-o", str(model), "--quiet"]  # fmt: skip
+    assert main(fit) == 0
+    n_rows = len(pd.read_parquet(files["census"]))
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    args = ["predict", str(files["census"]), "--model", str(model),
+            "--territory", "municipio", "-o", str(tmp_path / "r.csv")]  # fmt: skip
+    assert main(args) == 0
+    bar = term.getvalue()
+    total = f"{n_rows / 1000:.2f}k"
+    assert "rows" in bar and "100%" in bar and f"{total}/{total}" in bar
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    assert main([*args, "--quiet"]) == 0
+    assert "%" not in quiet.getvalue()

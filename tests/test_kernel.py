@@ -51,19 +51,69 @@ def _close(a: np.ndarray, b: np.ndarray) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(problems())
-def test_compiled_equals_reference(problem: tuple) -> None:
+@given(problems(), st.sampled_from([None, 1, 4, 16, 64, 256]))
+def test_compiled_equals_reference(problem: tuple, cap: int | None) -> None:
+    """Any packing of the features into joint codes gives the same sums."""
     ref = accumulate_reference(*problem)
-    _close(kernel.accumulate_compiled(*problem), ref)
+    _close(kernel.accumulate_compiled(*problem, cap=cap), ref)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=0, max_size=12), st.integers(1, 300))
+def test_groups_pack_every_feature_once(sizes: list[int], cap: int) -> None:
+    """Each feature is in one group; a group is one feature or fits the cap."""
+    groups = kernel.Groups.pack(tuple(sizes), cap)
+    members = sorted(j for m in groups.members for j in m)
+    assert members == list(range(len(sizes)))
+    for m, joint in zip(groups.members, groups.joint_sizes, strict=True):
+        assert len(m) == 1 or joint <= cap
+    # marginals of a joint count table give back each feature's level counts
+    rng = np.random.default_rng(len(sizes) * 1000 + cap)
+    codes = np.stack([rng.integers(0, L, 50) for L in sizes], axis=1) if sizes else None
+    joint = np.zeros((1, int(groups.offsets[-1])))
+    for m, start in zip(groups.members, groups.offsets[:-1], strict=True):
+        idx = np.zeros(50, np.int64)
+        for j in m:
+            idx = idx * sizes[j] + codes[:, j]
+        np.add.at(joint[0], start + idx, 1.0)
+    want = (
+        np.concatenate(
+            [np.bincount(codes[:, j], minlength=L) for j, L in enumerate(sizes)]
+        )
+        if sizes
+        else np.zeros(0)
+    )
+    np.testing.assert_array_equal(groups.marginals(joint)[0], want)
+
+
+def test_extreme_linear_predictors() -> None:
+    """|eta| beyond the range of exp (to 1e6): finite, p in [0, 1], exact f."""
+    eta = np.array([-1e6, -800.0, -40.0, 0.0, 40.0, 800.0, 1e6])
+    scorer = Scorer(0.0, (), np.array([1.0]), "logit")
+    args = (
+        scorer,
+        np.zeros((eta.size, 0), np.int16),
+        eta[:, None].copy(order="F"),
+        np.arange(eta.size),
+        eta.size,
+        None,
+        StatsLayout((), 1),
+    )
+    got = kernel.accumulate_compiled(*args)
+    assert np.isfinite(got).all()
+    z = np.exp(-np.abs(eta))  # f = z / (1 + z)^2 without cancellation
+    p = np.where(eta >= 0, 1 / (1 + z), z / (1 + z))
+    np.testing.assert_allclose(got[:, 2], p, rtol=1e-15, atol=1e-300)
+    np.testing.assert_allclose(got[:, 3], z / (1 + z) ** 2, rtol=1e-14, atol=1e-300)
 
 
 @settings(max_examples=40, deadline=None)
-@given(problems(), st.booleans(), st.booleans())
-def test_partial_blocks(problem: tuple, do_x: bool, do_g: bool) -> None:
+@given(problems(), st.booleans(), st.booleans(), st.sampled_from([None, 1, 64]))
+def test_partial_blocks(problem: tuple, do_x: bool, do_g: bool, cap: int) -> None:
     """Only the blocks asked for are filled; they equal the reference's."""
     layout = problem[-1]
     ref = accumulate_reference(*problem)
-    got = kernel.accumulate_compiled(*problem, blocks=(do_x, do_g))
+    got = kernel.accumulate_compiled(*problem, blocks=(do_x, do_g), cap=cap)
     _close(got[:, :4], ref[:, :4])
     for block, on in ((layout.x, do_x), (layout.g, do_g)):
         if on:
