@@ -49,6 +49,7 @@ numba: Any = None
 _KERNEL: Any = None
 _dot: Any = None
 _add_run: Any = None
+_rows: Any = None
 
 __all__ = [
     "BLOCK",
@@ -212,6 +213,136 @@ def _add_run_py(
         sums[n_joint + q] += _dot(v[i0:i1], x, i1 - i0)
 
 
+def _rows_py(
+    codes: np.ndarray,
+    numerics: np.ndarray,
+    cell: np.ndarray,
+    weight: np.ndarray,
+    has_weight: bool,
+    intercept: float,
+    beta_num: np.ndarray,
+    feat: np.ndarray,
+    feat_levels: np.ndarray,
+    gstart: np.ndarray,
+    jlut: np.ndarray,
+    joff: np.ndarray,
+    probit: bool,
+    acc: np.ndarray,
+    do_x: bool,
+    do_g: bool,
+    lo: int,
+    hi: int,
+    block: int,
+) -> None:  # pragma: no cover - compiled by numba; tested through the kernel
+    """Rows ``lo..hi`` added to one thread's sums `acc` (n_cells, width)."""
+    n_num = numerics.shape[1]
+    n_groups = gstart.shape[0] - 1
+    n_joint = joff[n_groups]
+    xs = 4
+    gs = xs + (n_joint + n_num) * do_x
+    width = acc.shape[1]
+    jc = np.zeros((max(n_groups, 1), block), dtype=np.uint16)
+    eta = np.empty(block)
+    ww = np.empty(block)
+    wp = np.empty(block)
+    wf = np.empty(block)
+    poly = np.empty(block)
+    s1 = np.empty(block, dtype=np.int64)
+    s2 = np.empty(block, dtype=np.int64)
+    f1 = s1.view(np.float64)
+    f2 = s2.view(np.float64)
+    one = np.ones(block)
+    for r0 in range(lo, hi, block):
+        k = min(block, hi - r0)
+        # joint code of each group, feature by feature (SIMD over rows)
+        for g in range(n_groups):
+            jg = jc[g]
+            col = codes[r0 : r0 + k, feat[gstart[g]]]
+            for i in range(k):
+                jg[i] = np.uint16(col[i])
+            for m in range(gstart[g] + 1, gstart[g + 1]):
+                col = codes[r0 : r0 + k, feat[m]]
+                L = np.uint16(feat_levels[m])
+                for i in range(k):
+                    jg[i] = np.uint16(jg[i] * L) + np.uint16(col[i])
+        # linear predictor
+        for i in range(k):
+            eta[i] = intercept
+        for q in range(n_num):
+            b = beta_num[q]
+            x = numerics[r0 : r0 + k, q]
+            for i in range(k):
+                eta[i] += b * x[i]
+        for g in range(n_groups):
+            jg = jc[g]
+            t_g = jlut[joff[g] : joff[g + 1]]
+            for i in range(k):
+                eta[i] += t_g[jg[i]]
+        if has_weight:
+            wr = weight[r0 : r0 + k]
+            for i in range(k):
+                ww[i] = wr[i]
+        else:
+            for i in range(k):
+                ww[i] = 1.0
+        # probability p and density f = dp/deta, weighted
+        if probit:
+            for i in range(k):
+                e = eta[i]
+                wp[i] = ww[i] * 0.5 * math.erfc(-e / _SQRT2)
+                wf[i] = ww[i] * math.exp(-0.5 * e * e) / _SQRT_2PI
+        else:
+            # z = exp(-|eta|) = 2**-n * exp(r), r = n*ln2 - |eta|
+            for i in range(k):
+                a = min(abs(eta[i]), _MAX_A)
+                kf = np.floor(a * _LOG2E + 0.5)
+                r = (kf * _LN2_HI - a) + kf * _LN2_LO
+                y = _C[0]
+                y = y * r + _C[1]
+                y = y * r + _C[2]
+                y = y * r + _C[3]
+                y = y * r + _C[4]
+                y = y * r + _C[5]
+                y = y * r + _C[6]
+                y = y * r + _C[7]
+                y = y * r + _C[8]
+                y = y * r + _C[9]
+                y = y * r + _C[10]
+                y = y * r + _C[11]
+                y = y * r + _C[12]
+                y = y * r + _C[13]
+                poly[i] = y
+                ki = np.int64(kf)
+                h = ki >> 1
+                s1[i] = (1023 - h) << 52  # 2**-h and 2**-(n-h): both normal
+                s2[i] = (1023 - (ki - h)) << 52
+            for i in range(k):
+                z = poly[i] * f1[i] * f2[i]
+                u = 1.0 / (1.0 + z)  # the larger of p and 1 - p
+                p = u if eta[i] >= 0.0 else z * u
+                wp[i] = ww[i] * p
+                wf[i] = ww[i] * (z * u * u)
+        # accumulate run by run: rows of one cell add their totals once
+        cb = cell[r0 : r0 + k]
+        i0 = 0
+        while i0 < k:
+            c = cb[i0]
+            i1 = i0 + 1
+            while i1 < k and cb[i1] == c:
+                i1 += 1
+            m = i1 - i0
+            row = acc[c]
+            row[0] += m
+            row[1] += _dot(ww[i0:i1], one, m) if has_weight else m
+            row[2] += _dot(wp[i0:i1], one, m)
+            row[3] += _dot(wf[i0:i1], one, m)
+            if do_x:
+                _add_run(row[xs:gs], jc, joff, ww, numerics, r0, i0, i1)
+            if do_g:
+                _add_run(row[gs:width], jc, joff, wf, numerics, r0, i0, i1)
+            i0 = i1
+
+
 def _kernel_py(
     codes: np.ndarray,
     numerics: np.ndarray,
@@ -232,119 +363,35 @@ def _kernel_py(
     n_threads: int,
     block: int,
 ) -> np.ndarray:  # pragma: no cover - compiled by numba; tested through it
+    """The sums of every cell: one contiguous range of rows per thread."""
     n = codes.shape[0]
-    n_num = numerics.shape[1]
-    n_groups = gstart.shape[0] - 1
-    n_joint = joff[n_groups]
+    n_x = joff[gstart.shape[0] - 1] + numerics.shape[1]
     # internal layout: n, w, wp, wf | x: joint codes, numerics | g: the same;
     # the x and g blocks take room only when asked for
-    xs = 4
-    gs = xs + (n_joint + n_num) * do_x
-    width = gs + (n_joint + n_num) * do_g
+    width = 4 + n_x * do_x + n_x * do_g
     acc = np.zeros((n_threads, n_cells, width))
     for t in numba.prange(n_threads):
-        lo = t * n // n_threads
-        hi = (t + 1) * n // n_threads
-        jc = np.zeros((max(n_groups, 1), block), dtype=np.uint16)
-        eta = np.empty(block)
-        ww = np.empty(block)
-        wp = np.empty(block)
-        wf = np.empty(block)
-        poly = np.empty(block)
-        s1 = np.empty(block, dtype=np.int64)
-        s2 = np.empty(block, dtype=np.int64)
-        f1 = s1.view(np.float64)
-        f2 = s2.view(np.float64)
-        one = np.ones(block)
-        for r0 in range(lo, hi, block):
-            k = min(block, hi - r0)
-            # joint code of each group, feature by feature (SIMD over rows)
-            for g in range(n_groups):
-                jg = jc[g]
-                col = codes[r0 : r0 + k, feat[gstart[g]]]
-                for i in range(k):
-                    jg[i] = np.uint16(col[i])
-                for m in range(gstart[g] + 1, gstart[g + 1]):
-                    col = codes[r0 : r0 + k, feat[m]]
-                    L = np.uint16(feat_levels[m])
-                    for i in range(k):
-                        jg[i] = np.uint16(jg[i] * L) + np.uint16(col[i])
-            # linear predictor
-            for i in range(k):
-                eta[i] = intercept
-            for q in range(n_num):
-                b = beta_num[q]
-                x = numerics[r0 : r0 + k, q]
-                for i in range(k):
-                    eta[i] += b * x[i]
-            for g in range(n_groups):
-                jg = jc[g]
-                t_g = jlut[joff[g] : joff[g + 1]]
-                for i in range(k):
-                    eta[i] += t_g[jg[i]]
-            if has_weight:
-                wr = weight[r0 : r0 + k]
-                for i in range(k):
-                    ww[i] = wr[i]
-            else:
-                for i in range(k):
-                    ww[i] = 1.0
-            # probability p and density f = dp/deta, weighted
-            if probit:
-                for i in range(k):
-                    e = eta[i]
-                    wp[i] = ww[i] * 0.5 * math.erfc(-e / _SQRT2)
-                    wf[i] = ww[i] * math.exp(-0.5 * e * e) / _SQRT_2PI
-            else:
-                # z = exp(-|eta|) = 2**-n * exp(r), r = n*ln2 - |eta|
-                for i in range(k):
-                    a = min(abs(eta[i]), _MAX_A)
-                    kf = np.floor(a * _LOG2E + 0.5)
-                    r = (kf * _LN2_HI - a) + kf * _LN2_LO
-                    y = _C[0]
-                    y = y * r + _C[1]
-                    y = y * r + _C[2]
-                    y = y * r + _C[3]
-                    y = y * r + _C[4]
-                    y = y * r + _C[5]
-                    y = y * r + _C[6]
-                    y = y * r + _C[7]
-                    y = y * r + _C[8]
-                    y = y * r + _C[9]
-                    y = y * r + _C[10]
-                    y = y * r + _C[11]
-                    y = y * r + _C[12]
-                    y = y * r + _C[13]
-                    poly[i] = y
-                    ki = np.int64(kf)
-                    h = ki >> 1
-                    s1[i] = (1023 - h) << 52  # 2**-h and 2**-(n-h): both normal
-                    s2[i] = (1023 - (ki - h)) << 52
-                for i in range(k):
-                    z = poly[i] * f1[i] * f2[i]
-                    u = 1.0 / (1.0 + z)  # the larger of p and 1 - p
-                    p = u if eta[i] >= 0.0 else z * u
-                    wp[i] = ww[i] * p
-                    wf[i] = ww[i] * (z * u * u)
-            # accumulate run by run: rows of one cell add their totals once
-            cb = cell[r0 : r0 + k]
-            i0 = 0
-            while i0 < k:
-                c = cb[i0]
-                i1 = i0 + 1
-                while i1 < k and cb[i1] == c:
-                    i1 += 1
-                m = i1 - i0
-                row = acc[t, c]
-                row[0] += m
-                row[1] += _dot(ww[i0:i1], one, m) if has_weight else m
-                row[2] += _dot(wp[i0:i1], one, m)
-                row[3] += _dot(wf[i0:i1], one, m)
-                if do_x:
-                    _add_run(row[xs:gs], jc, joff, ww, numerics, r0, i0, i1)
-                if do_g:
-                    _add_run(row[gs:width], jc, joff, wf, numerics, r0, i0, i1)
-                i0 = i1
+        _rows(
+            codes,
+            numerics,
+            cell,
+            weight,
+            has_weight,
+            intercept,
+            beta_num,
+            feat,
+            feat_levels,
+            gstart,
+            jlut,
+            joff,
+            probit,
+            acc[t],
+            do_x,
+            do_g,
+            t * n // n_threads,
+            (t + 1) * n // n_threads,
+            block,
+        )
     out = np.zeros((n_cells, width))
     for t in range(n_threads):
         out += acc[t]
@@ -353,14 +400,17 @@ def _kernel_py(
 
 def _compiled() -> Any:
     """The compiled kernel (numba imported and the function wrapped once)."""
-    global numba, _KERNEL, _dot, _add_run
+    global numba, _KERNEL, _dot, _add_run, _rows
     if _KERNEL is None:
         import numba as _numba
 
         numba = _numba
-        jit = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+        jit = numba.njit(cache=True, nogil=True, error_model="numpy")
         _dot = jit(_dot_py)
         _add_run = jit(_add_run_py)
+        # the rows of one thread: compiled as plain code (the parallel wrapper
+        # stays small, which keeps numba's parallel compilation short)
+        _rows = numba.njit(cache=True, nogil=True, error_model="numpy")(_rows_py)
         _KERNEL = numba.njit(
             parallel=True, cache=True, nogil=True, error_model="numpy"
         )(_kernel_py)
