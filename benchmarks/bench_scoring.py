@@ -23,6 +23,10 @@ run and on the same data:
 (e) cold start: the first call in a fresh process with an empty numba cache
     (compilation) and with the cache filled (loading).
 
+The grouping of features into joint codes is chosen by the kernel as in
+``clrisk.predict`` (``clrisk.kernel.choose_cap``): 256 joint levels for (i), 64
+for the variants with territory sums at these sizes.
+
 Reported: rows/s, the ratio to the naive pipeline at the same size, and the
 share of the bandwidth limit given the bytes each row actually reads. A
 checksum of the territory results (expected counts) sits next to each timing:
