@@ -36,6 +36,7 @@ from clrisk.reliability import DEFAULT_MIN_CHILDREN, suppress, suppress_breakdow
 from clrisk.scenario import simulate
 from clrisk.sites import score_sites
 from clrisk.spec import FeatureSpec
+from clrisk.stream import ARROW, PARQUET
 from clrisk.validation import cross_validate
 from clrisk.vulnerability import VulnerabilityIndex
 from clrisk.workbook import write_workbook
@@ -477,11 +478,11 @@ def _n_rows(frame: Any) -> int | None:
         return len(frame)
     suffix = frame.suffix.lower() if isinstance(frame, Path) else ""
     try:
-        if suffix in (".parquet", ".pq", ".parq"):
+        if suffix in PARQUET:
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(frame).metadata.num_rows)
-        if suffix in (".arrow", ".feather", ".ipc"):
+        if suffix in ARROW:
             import pyarrow as pa
             import pyarrow.ipc as ipc
 

@@ -7,13 +7,12 @@ atomics); the accumulators are summed at the end. Three things make it fast:
 
 - **Joint codes.** Categorical features are packed into groups whose joint
   number of levels is at most ``cap`` (256 for the risk alone, 64 with the
-  territory sums): ``sex`` (2) x
-  ``area`` (2) x ``attends school`` (2) x ``age band`` (4) is one code in
-  0..31. One lookup in a table of the group's summed coefficients replaces a
-  lookup per feature, and the territory sums of the factor decomposition and
-  of the delta method are kept per joint code (one scatter per group, not per
-  feature), then summed back to per-level totals after the pass
-  (:func:`_marginals`).
+  territory sums): ``sex`` (2) x ``area`` (2) x ``attends school`` (2) x
+  ``age band`` (4) is one code in 0..31. One lookup in a table of the group's
+  summed coefficients replaces a lookup per feature, and the territory sums of
+  the factor decomposition and of the delta method are kept per joint code
+  (one scatter per group, not per feature), then summed back to per-level
+  totals after the pass (:meth:`Groups.marginals`).
 - **Blocks of rows.** Each thread works on blocks of ``BLOCK`` rows: the joint
   codes, the linear predictor and the logistic function of a block are
   computed column by column in loops that the compiler turns into SIMD code.
@@ -21,8 +20,8 @@ atomics); the accumulators are summed at the end. Three things make it fast:
   degree-13 polynomial, accurate to a few units in the last place) because a
   call to the C library's ``exp`` cannot be vectorised.
 - **Runs of one cell.** A census sorted by territory has long runs of rows in
-  the same cell: a block whose rows share a cell adds block totals once,
-  rather than one update per row.
+  the same cell: each run within a block adds its totals once, rather than
+  one update per row.
 
 The probit link keeps a per-row ``erfc`` (no vectorised form); all else is
 shared. The compiled code is cached on disk (numba's cache), so only the first
@@ -40,6 +39,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from clrisk.exceptions import InvalidParameterError
 
 # numba is optional (the reference kernel works without it) and imported on
 # the first compiled call, not with clrisk: it costs a fraction of a second.
@@ -67,6 +68,7 @@ Blocks = tuple[bool, bool]  # (x block: Σw·x, g block: Σw·f·x)
 BLOCK = 1024  # rows per block: the block's work arrays stay in the L1/L2 cache
 CAP = 256  # largest joint number of levels of a group, for the lookups alone
 CAP_SUMS = 64  # the same when the x or g sums are kept per joint code
+_MAX_JOINT = 2**16  # joint codes are held as uint16 in the kernel
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -485,6 +487,12 @@ def accumulate_compiled(
     if cap is None:
         cap = choose_cap(layout, n_rows, n_cells, n_threads, blocks)
     groups = Groups.pack(tuple(layout.level_sizes), cap)
+    if max(groups.joint_sizes, default=0) > _MAX_JOINT:
+        raise InvalidParameterError(
+            f"A group of features has more than {_MAX_JOINT:,} joint levels (cap "
+            f"{cap}, level sizes {layout.level_sizes}); use a smaller cap or the "
+            "numpy kernel."
+        )
     feat = np.array([j for m in groups.members for j in m], dtype=np.int64)
     bounds = np.cumsum([0, *[len(m) for m in groups.members]]).astype(np.int64)
     sizes = np.asarray(layout.level_sizes, dtype=np.int64)
@@ -499,7 +507,7 @@ def accumulate_compiled(
         float(scorer.intercept),
         np.asarray(scorer.beta_numeric, dtype=np.float64),
         feat,
-        sizes[feat] if feat.size else np.zeros(0, np.int64),
+        sizes[feat],
         bounds,
         groups.tables(tuple(scorer.luts)),
         groups.offsets,

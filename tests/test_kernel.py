@@ -86,6 +86,25 @@ def test_groups_pack_every_feature_once(sizes: list[int], cap: int) -> None:
     np.testing.assert_array_equal(groups.marginals(joint)[0], want)
 
 
+def test_joint_codes_beyond_uint16_are_refused() -> None:
+    """A cap letting a group pass 65,536 joint levels is a clear error."""
+    scorer = Scorer(0.0, (np.zeros(300), np.zeros(300)), np.zeros(0), "logit")
+    args = (
+        scorer,
+        np.zeros((4, 2), np.int16),
+        np.zeros((4, 0)),
+        np.zeros(4, np.int64),
+        1,
+        None,
+        StatsLayout((300, 300), 0),
+    )
+    with pytest.raises(InvalidParameterError, match="65,536 joint levels"):
+        kernel.accumulate_compiled(*args, cap=2**20)
+    np.testing.assert_allclose(
+        kernel.accumulate_compiled(*args), accumulate_reference(*args), atol=1e-12
+    )
+
+
 def test_extreme_linear_predictors() -> None:
     """|eta| beyond the range of exp (to 1e6): finite, p in [0, 1], exact f."""
     eta = np.array([-1e6, -800.0, -40.0, 0.0, 40.0, 800.0, 1e6])
