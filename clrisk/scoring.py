@@ -331,13 +331,22 @@ class TerritoryStats:
         keys: pd.DataFrame, sums: np.ndarray, layout: StatsLayout
     ) -> TerritoryStats:
         """Sum rows of `sums` with equal keys and sort by key."""
-        cols = list(keys.columns)
-        codes = pd.MultiIndex.from_frame(keys.astype(object)).factorize(sort=True)
-        idx, uniq = codes
-        n = len(uniq)
-        out = np.zeros((n, sums.shape[1]))
-        np.add.at(out, idx, sums)
-        ukeys = pd.DataFrame(list(uniq), columns=cols, dtype=object)
+        # the cell of each row: its keys column by column, in sorted order
+        # (the lexicographic order of the key tuples)
+        idx = np.zeros(len(keys), dtype=np.int64)
+        first = np.zeros(0, dtype=np.int64)
+        for col in keys.columns:
+            c, _ = pd.factorize(keys[col].to_numpy(dtype=object), sort=True)
+            idx, first = _factorize_sorted(idx * (int(c.max(initial=-1)) + 1) + c)
+        # sum the rows of each cell in row order (as np.add.at would, faster)
+        order = np.argsort(idx, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(idx[order]) != 0])
+        out = (
+            np.add.reduceat(sums[order], starts, axis=0)
+            if len(idx)
+            else np.zeros((0, sums.shape[1]))
+        )
+        ukeys = keys.iloc[first].reset_index(drop=True).astype(object)
         return TerritoryStats(ukeys, out, layout)
 
     def by_territory(self) -> TerritoryStats:
@@ -357,3 +366,10 @@ class TerritoryStats:
     def by(self) -> list[str]:
         """Breakdown variables."""
         return [c for c in self.keys.columns if c != "territory"]
+
+
+def _factorize_sorted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank of each value among the sorted distinct values, and the position of
+    the first occurrence of each distinct value."""
+    _, first, rank = np.unique(values, return_index=True, return_inverse=True)
+    return rank.astype(np.int64, copy=False), first

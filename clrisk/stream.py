@@ -6,7 +6,9 @@ an iterator of ``(row offset, pandas DataFrame)`` batches holding only the
 columns asked for. Memory is bounded by the batch size, not the file size:
 
 - Parquet is read row group by row group with ``pre_buffer=False`` (pyarrow
-  otherwise buffers whole column chunks of the file ahead);
+  otherwise buffers whole column chunks of the file ahead); text code columns
+  (territory, region, text category codes) are read as dictionaries, so each
+  distinct code is decoded and hashed once per row group, not once per row;
 - Arrow IPC files are memory-mapped and read one record batch at a time;
 - CSV is read with pandas in chunks; code columns are read as text, so
   territory codes keep their leading zeros.
@@ -139,7 +141,9 @@ def _parquet(path: Path) -> FrameSource:
         columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
     ) -> Iterator[tuple[int, pd.DataFrame]]:
         offset = 0
-        reader = pq.ParquetFile(path, pre_buffer=False)
+        schema = meta.schema_arrow
+        text = [c for c in text_columns if c in columns and _is_text(schema, c)]
+        reader = pq.ParquetFile(path, pre_buffer=False, read_dictionary=text)
         it = reader.iter_batches(batch_size=size, columns=list(columns))
         while True:
             try:
@@ -148,10 +152,24 @@ def _parquet(path: Path) -> FrameSource:
                 return
             except Exception as exc:
                 raise _unreadable(path, offset, None, exc) from None
-            yield offset, batch.to_pandas()
+            yield offset, _to_pandas(batch)
             offset += batch.num_rows
 
     return FrameSource(str(path), names, batches)
+
+
+def _is_text(schema: Any, column: str) -> bool:
+    import pyarrow as pa
+
+    kind = schema.field(column).type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _to_pandas(batch: Any) -> pd.DataFrame:
+    """A record batch as a DataFrame, one block per column (no consolidating
+    copy: the coding reads the columns one by one). Dictionary columns become
+    pandas categoricals."""
+    return batch.to_pandas(split_blocks=True)
 
 
 def _arrow(path: Path) -> FrameSource:
@@ -182,7 +200,7 @@ def _arrow(path: Path) -> FrameSource:
                 raise _unreadable(path, offset, None, exc) from None
             for start in range(0, max(rb.num_rows, 1), size):
                 part = rb.slice(start, size)
-                yield offset + start, part.to_pandas()
+                yield offset + start, _to_pandas(part)
             offset += rb.num_rows
 
     return FrameSource(str(path), names, batches)
@@ -206,7 +224,7 @@ def _arrow_stream(path: Path, names: list[str]) -> FrameSource:
                 raise _unreadable(path, offset, None, exc) from None
             rb = rb.select(list(columns))
             for start in range(0, max(rb.num_rows, 1), size):
-                yield offset + start, rb.slice(start, size).to_pandas()
+                yield offset + start, _to_pandas(rb.slice(start, size))
             offset += rb.num_rows
 
     return FrameSource(str(path), names, batches)
@@ -263,7 +281,7 @@ def _dataset(ds: Any, name: str) -> FrameSource:
                 return
             except Exception as exc:
                 raise _unreadable(name, offset, None, exc) from None
-            yield offset, rb.to_pandas()
+            yield offset, _to_pandas(rb)
             offset += rb.num_rows
 
     return FrameSource(name, names, batches)

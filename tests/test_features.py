@@ -787,3 +787,34 @@ def test_integer_fast_path_equals_text_coding(values: list[int], dtype: str) -> 
     slow = np.array([_level_index(feat, None, u) for u in uniques])[fcodes]
     assert fast is not None
     np.testing.assert_array_equal(fast, slow)
+
+
+@settings(max_examples=40)
+@given(
+    first=st.integers(-200, 40_000),
+    n_levels=st.integers(2, 8),
+    gap=st.booleans(),
+    dtype=st.sampled_from(["int16", "int32", "int64"]),
+    seed=st.integers(0, 2**16),
+)
+def test_consecutive_integer_codes_equal_text_coding(
+    first: int, n_levels: int, gap: bool, dtype: str, seed: int
+) -> None:
+    """Codes first..first+k-1 for levels 0..k-1 (the subtraction shortcut), or
+    with a gap in the code map (the lookup table): same as via their text."""
+    from clrisk.features import _integer_codes, _level_index, to_text_codes
+
+    raw = [first + k + (1 if gap and k == n_levels - 1 else 0) for k in range(n_levels)]
+    if np.iinfo(dtype).max < max(raw):
+        return
+    levels = tuple(f"l{k}" for k in range(n_levels))
+    code_map = {str(c): lev for c, lev in zip(raw, levels, strict=True)}
+    source = clrisk.Source("g", codes=code_map)
+    feat = clrisk.Feature("g", "categorical", levels=levels, sources={"s": source})
+    values = np.random.default_rng(seed).choice(raw, 60).astype(dtype)
+    col = pd.Series(values)
+    fast = _integer_codes(col, feat, code_map)
+    fcodes, uniques = to_text_codes(col)
+    slow = np.array([_level_index(feat, code_map, u) for u in uniques])[fcodes]
+    assert fast is not None
+    np.testing.assert_array_equal(fast, slow)

@@ -605,3 +605,37 @@ def small_risk_table(small: clrisk.Country, model: clrisk.RiskModel) -> np.ndarr
         .table["risk"]
         .to_numpy()
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, 300),
+    n_keys=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_cells_with_equal_keys_are_summed_in_key_order(
+    n: int, n_keys: int, seed: int
+) -> None:
+    """TerritoryStats.from_cells sums rows with equal keys, sorted by the key
+    tuples, exactly as summing each group of rows in row order."""
+    from clrisk.scoring import StatsLayout, TerritoryStats
+
+    rng = np.random.default_rng(seed)
+    layout = StatsLayout((2,), 1)
+    pools = [["05001", "5001", "10", "9", "a"], ["f", "m"], ["x", "y", "missing"]]
+    keys = pd.DataFrame(
+        {f"k{i}": rng.choice(pools[i], n) for i in range(n_keys)}, dtype=object
+    ).rename(columns={"k0": "territory"})
+    sums = rng.normal(size=(n, layout.width))
+    got = TerritoryStats.from_cells(keys, sums, layout)
+    tuples = list(map(tuple, keys.to_numpy()))
+    want_keys = sorted(set(tuples))
+    want = np.array(
+        [
+            np.sum([sums[i] for i, t in enumerate(tuples) if t == k], axis=0)
+            for k in want_keys
+        ]
+    ).reshape(len(want_keys), layout.width)
+    assert list(map(tuple, got.keys.to_numpy())) == want_keys
+    assert list(got.keys.columns) == list(keys.columns)
+    np.testing.assert_allclose(got.sums, want, rtol=1e-13, atol=1e-13)

@@ -91,6 +91,32 @@ def test_file_equals_in_memory(
     assert risk.table["territory"].str.len().eq(5).all()
 
 
+def test_parquet_text_codes_read_as_dictionaries_equal_in_memory(
+    country: clrisk.Country, model: clrisk.RiskModel, tmp_path: Path
+) -> None:
+    """Text codes read as Parquet dictionaries (one per row group, each with
+    other entries) code as in memory: blanks stripped, missing rejected."""
+    census = country.census.copy()
+    rng = np.random.default_rng(5)
+    terr = census["municipio"].astype(object)
+    pick = rng.random(len(census))
+    terr[pick < 0.05] = " " + terr[pick < 0.05]  # " 05001" is "05001"
+    terr[pick > 0.99] = None  # missing territory: rejected with a reason
+    census["municipio"] = terr
+    census["p_sexo"] = census["p_sexo"].astype(object).where(pick < 0.98, None)
+    census = census.sample(frac=1.0, random_state=3)  # row groups differ
+    path = tmp_path / "messy.parquet"
+    pq.write_table(
+        pa.Table.from_pandas(census, preserve_index=False), path, row_group_size=999
+    )
+    kw = {**country.predict_kwargs, "on_invalid": "drop", "by": "sex"}
+    want = clrisk.predict(model, census.reset_index(drop=True), **kw)
+    got = clrisk.predict(model, path, chunk_size=500, **kw)
+    _same(want, got)
+    assert got.quality.rejected == want.quality.rejected
+    assert sum(got.quality.rejected.values()) > 0
+
+
 def test_file_counterfactual_reads_twice(
     country: clrisk.Country,
     model: clrisk.RiskModel,
