@@ -87,7 +87,10 @@ def to_text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     codes : ndarray of shape (n,), int64
     uniques : list of str
     """
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, uniques = _categorical_codes(values)
+    else:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
     text = [_text(v) for v in uniques]
     codes = np.asarray(codes, dtype=np.int64)
     if len(set(text)) < len(text):  # e.g. "05001" and " 05001", or 1 and "1"
@@ -95,6 +98,18 @@ def to_text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
         codes = np.where(codes < 0, -1, remap[np.maximum(codes, 0)])
         text = [str(t) for t in merged]
     return codes, text
+
+
+def _categorical_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """pd.factorize of a categorical column from its integer codes: the
+    categories that occur, numbered in category order (no hashing of rows;
+    a Parquet dictionary column is read as a categorical)."""
+    cat = values.cat
+    raw = cat.codes.to_numpy().astype(np.int64) + 1  # 0: missing
+    present = np.flatnonzero(np.bincount(raw, minlength=len(cat.categories) + 1)[1:])
+    number = np.full(len(cat.categories) + 1, -1, dtype=np.int64)
+    number[present + 1] = np.arange(len(present))
+    return number[raw], cat.categories.to_numpy(dtype=object)[present]
 
 
 def _text(v: Any) -> str:
@@ -253,7 +268,10 @@ def encode(
         values = _numeric_column(
             table[src.column], src.column, where, reject, numbering
         )
-        numerics[:, q] = values * src.scale
+        if src.scale == 1:
+            numerics[:, q] = values
+        else:
+            np.multiply(values, src.scale, out=numerics[:, q])
 
     terr_index: np.ndarray | None = None
     territories = np.array([], dtype=object)
@@ -272,11 +290,12 @@ def encode(
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
         territories = np.asarray(tuniques, dtype=object)[order]
-        terr_index = (
-            np.where(missing, 0, rank[np.maximum(tcodes, 0)])
-            if len(tuniques)
-            else np.zeros(n, dtype=np.int64)
-        )
+        if not len(tuniques):
+            terr_index = np.zeros(n, dtype=np.int64)
+        elif missing.any():
+            terr_index = np.where(missing, 0, rank[np.maximum(tcodes, 0)])
+        else:
+            terr_index = rank[tcodes]
         if spec.territory_features:
             _join_indicators(
                 spec,
@@ -522,7 +541,7 @@ def _numeric_column(
         [f"row {r}" for r in _first_rows(missing, numbering)],
         "Fill them in, or pass on_invalid='drop' to reject those rows.",
     )
-    return np.where(missing, 0.0, values)
+    return np.where(missing, 0.0, values) if missing.any() else values
 
 
 def _join_indicators(

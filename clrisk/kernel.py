@@ -54,9 +54,11 @@ _rows: Any = None
 _marginals: Any = None
 
 __all__ = [
+    "ACC_BYTES",
     "BLOCK",
     "CAP",
     "CAP_SUMS",
+    "Accumulator",
     "Blocks",
     "Groups",
     "accumulate_compiled",
@@ -70,6 +72,7 @@ BLOCK = 1024  # rows per block: the block's work arrays stay in the L1/L2 cache
 CAP = 256  # largest joint number of levels of a group, for the lookups alone
 CAP_SUMS = 64  # the same when the x or g sums are kept per joint code
 _MAX_JOINT = 2**16  # joint codes are held as uint16 in the kernel
+ACC_BYTES = 128 * 2**20  # per-thread sums of a pass (Accumulator), at most
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -384,19 +387,19 @@ def _kernel_py(
     jlut: np.ndarray,
     joff: np.ndarray,
     probit: bool,
-    n_cells: int,
     do_x: bool,
     do_g: bool,
-    n_threads: int,
+    acc: np.ndarray,
     block: int,
-) -> np.ndarray:  # pragma: no cover - compiled by numba; tested through it
-    """The sums of every cell: one contiguous range of rows per thread."""
+) -> None:  # pragma: no cover - compiled by numba; tested through it
+    """Add every row to the sums of its cell: one contiguous range of rows per
+    thread, each into its own slice ``acc[t]`` of shape (n_cells, width).
+
+    Internal layout of a cell's sums: n, w, wp, wf | x: joint codes, numerics
+    | g: the same (the x and g blocks take room only when asked for).
+    """
     n = codes.shape[0]
-    n_x = joff[gstart.shape[0] - 1] + numerics.shape[1]
-    # internal layout: n, w, wp, wf | x: joint codes, numerics | g: the same;
-    # the x and g blocks take room only when asked for
-    width = 4 + n_x * do_x + n_x * do_g
-    acc = np.zeros((n_threads, n_cells, width))
+    n_threads = acc.shape[0]
     for t in numba.prange(n_threads):
         _rows(
             codes,
@@ -419,10 +422,6 @@ def _kernel_py(
             (t + 1) * n // n_threads,
             block,
         )
-    out = np.zeros((n_cells, width))
-    for t in range(n_threads):
-        out += acc[t]
-    return out
 
 
 def _compiled() -> Any:
@@ -505,58 +504,178 @@ def accumulate_compiled(
     -------
     ndarray of shape (n_cells, layout.width), float64
     """
-    if not available():
-        raise RuntimeError("numba is not installed: use clrisk.scoring.accumulate.")
-    kernel = _compiled()
-    n_threads = int(numba.get_num_threads())
-    n_rows = int(codes.shape[0])
-    if cap is None:
-        cap = choose_cap(layout, n_rows, n_cells, n_threads, blocks)
-    groups = Groups.pack(tuple(layout.level_sizes), cap)
-    if max(groups.joint_sizes, default=0) > _MAX_JOINT:
-        raise InvalidParameterError(
-            f"A group of features has more than {_MAX_JOINT:,} joint levels (cap "
-            f"{cap}, level sizes {layout.level_sizes}); use a smaller cap or the "
-            "numpy kernel."
-        )
-    feat = np.array([j for m in groups.members for j in m], dtype=np.int64)
-    bounds = np.cumsum([0, *[len(m) for m in groups.members]]).astype(np.int64)
-    sizes = np.asarray(layout.level_sizes, dtype=np.int64)
-    has_weight = weight is not None
-    w = np.asarray(weight, dtype=np.float64) if has_weight else np.zeros(1)
-    sums = kernel(
-        codes,
-        numerics,
-        cell,
-        w,
-        has_weight,
-        float(scorer.intercept),
-        np.asarray(scorer.beta_numeric, dtype=np.float64),
-        feat,
-        sizes[feat],
-        bounds,
-        groups.tables(tuple(scorer.luts)),
-        groups.offsets,
-        scorer.link == "probit",
-        int(n_cells),
-        bool(blocks[0]),
-        bool(blocks[1]),
-        n_threads,
-        BLOCK,
+    acc = Accumulator(
+        scorer, layout, blocks=blocks, cap=cap, n_rows=int(codes.shape[0])
     )
-    n_joint = int(groups.offsets[-1])
-    n_num = layout.n_numeric
-    out = np.zeros((n_cells, layout.width))
-    out[:, :4] = sums[:, :4]
-    start = 4
-    for block, on in ((layout.x, blocks[0]), (layout.g, blocks[1])):
-        if not on:
-            continue
-        joint = sums[:, start : start + n_joint]
-        n_levels = block.start + sum(layout.level_sizes)
-        out[:, block.start : n_levels] = groups.marginals(joint)
-        out[:, n_levels : block.stop] = sums[
-            :, start + n_joint : start + n_joint + n_num
-        ]
-        start += n_joint + n_num
-    return out
+    acc.add(codes, numerics, cell, n_cells, weight)
+    return acc.result(n_cells)
+
+
+class Accumulator:
+    """The compiled kernel's sums over a whole pass, added piece by piece.
+
+    Each thread keeps its own sums per cell and joint code; they are zeroed
+    once and summed back to per-level totals once, in :meth:`result` (done
+    for every piece, that work outweighs the pass itself: a million rows in
+    2,000 cells). The caller numbers the cells for the whole pass; their
+    number may grow from one piece to the next.
+
+    Parameters
+    ----------
+    scorer : Scorer
+    layout : StatsLayout
+    blocks : (bool, bool), default (True, True)
+        As in :func:`accumulate_compiled`.
+    cap : int, optional
+        Largest joint size of a group of features; by default the largest
+        whose per-thread sums fit `ACC_BYTES` (or, given `n_rows`, chosen by
+        :func:`choose_cap` for a single call). When more cells arrive than fit,
+        the sums so far are summed back to per-level totals and a smaller cap
+        takes over.
+    n_rows : int, optional
+        Rows of a single call (see `cap`).
+    """
+
+    def __init__(
+        self,
+        scorer: Any,
+        layout: Any,
+        *,
+        blocks: Blocks = (True, True),
+        cap: int | None = None,
+        n_rows: int | None = None,
+    ) -> None:
+        if not available():
+            raise RuntimeError("numba is not installed: use clrisk.scoring.accumulate.")
+        _compiled()
+        self.scorer = scorer
+        self.layout = layout
+        self.blocks = blocks
+        self.n_threads = int(numba.get_num_threads())
+        self._fixed_cap = cap
+        self._n_rows = n_rows
+        self._groups: Groups | None = None
+        self._acc = np.zeros((self.n_threads, 0, 0))
+        self._done = np.zeros((0, layout.width))  # per-level sums set aside
+
+    def add(
+        self,
+        codes: np.ndarray,
+        numerics: np.ndarray,
+        cell: np.ndarray,
+        n_cells: int,
+        weight: np.ndarray | None,
+    ) -> None:
+        """Add rows (cells numbered in ``0..n_cells-1`` for the whole pass)."""
+        if self._groups is None or n_cells > self._acc.shape[1]:
+            self._reserve(n_cells)
+        assert self._groups is not None
+        groups = self._groups
+        has_weight = weight is not None
+        w = np.asarray(weight, dtype=np.float64) if has_weight else np.zeros(1)
+        _KERNEL(
+            codes,
+            numerics,
+            cell,
+            w,
+            has_weight,
+            float(self.scorer.intercept),
+            np.asarray(self.scorer.beta_numeric, dtype=np.float64),
+            self._feat,
+            self._feat_levels,
+            self._bounds,
+            self._tables,
+            groups.offsets,
+            self.scorer.link == "probit",
+            bool(self.blocks[0]),
+            bool(self.blocks[1]),
+            self._acc,
+            BLOCK,
+        )
+
+    def result(self, n_cells: int) -> np.ndarray:
+        """The sums of cells ``0..n_cells-1``: shape (n_cells, layout.width)."""
+        out = np.zeros((n_cells, self.layout.width))
+        if self._groups is not None:
+            part = self._per_level(self._acc[:, :n_cells].sum(axis=0))
+            out[: len(part)] += part
+        out[: len(self._done)] += self._done[:n_cells]
+        return out
+
+    # ------------------------------------------------------------- private
+    def _width(self, cap: int) -> int:
+        groups = Groups.pack(tuple(self.layout.level_sizes), cap)
+        n_x = int(groups.offsets[-1]) + self.layout.n_numeric
+        return 4 + n_x * int(self.blocks[0]) + n_x * int(self.blocks[1])
+
+    def _cap_for(self, n_cells: int) -> int:
+        if self._fixed_cap is not None:
+            return self._fixed_cap
+        if self._n_rows is not None:
+            return choose_cap(
+                self.layout, self._n_rows, n_cells, self.n_threads, self.blocks
+            )
+        if not (self.blocks[0] or self.blocks[1]):
+            return CAP
+        for cap in (CAP_SUMS, 16, 4):
+            if 8 * self.n_threads * n_cells * self._width(cap) <= ACC_BYTES:
+                return cap
+        return 1
+
+    def _reserve(self, n_cells: int) -> None:
+        """Room for `n_cells` cells (a smaller cap when they no longer fit)."""
+        cap = self._cap_for(n_cells)
+        if self._groups is not None and cap != self._cap:
+            self._set_aside()
+        if self._groups is None:
+            groups = Groups.pack(tuple(self.layout.level_sizes), cap)
+            if max(groups.joint_sizes, default=0) > _MAX_JOINT:
+                raise InvalidParameterError(
+                    f"A group of features has more than {_MAX_JOINT:,} joint levels "
+                    f"(cap {cap}, level sizes {self.layout.level_sizes}); use a "
+                    "smaller cap or the numpy kernel."
+                )
+            self._cap, self._groups = cap, groups
+            feat = [j for m in groups.members for j in m]
+            self._feat = np.array(feat, dtype=np.int64)
+            sizes = np.asarray(self.layout.level_sizes, dtype=np.int64)
+            self._feat_levels = sizes[self._feat]
+            bounds = np.cumsum([0, *[len(m) for m in groups.members]])
+            self._bounds = bounds.astype(np.int64)
+            self._tables = groups.tables(tuple(self.scorer.luts))
+            self._acc = np.zeros((self.n_threads, 0, self._width(cap)))
+        old = self._acc.shape[1]
+        if n_cells > old:
+            size = max(n_cells, min(2 * old, 4 * n_cells))
+            grown = np.zeros((self.n_threads, size, self._acc.shape[2]))
+            grown[:, :old] = self._acc
+            self._acc = grown
+
+    def _set_aside(self) -> None:
+        """Sum the joint-code sums so far back to per-level totals."""
+        part = self._per_level(self._acc.sum(axis=0))
+        done = np.zeros((max(len(part), len(self._done)), self.layout.width))
+        done[: len(part)] += part
+        done[: len(self._done)] += self._done
+        self._done, self._groups = done, None
+
+    def _per_level(self, sums: np.ndarray) -> np.ndarray:
+        """Internal (joint-code) sums of cells to the layout's per-level sums."""
+        assert self._groups is not None
+        groups, layout = self._groups, self.layout
+        n_joint = int(groups.offsets[-1])
+        n_num = layout.n_numeric
+        out = np.zeros((len(sums), layout.width))
+        out[:, :4] = sums[:, :4]
+        start = 4
+        for block, on in ((layout.x, self.blocks[0]), (layout.g, self.blocks[1])):
+            if not on:
+                continue
+            joint = sums[:, start : start + n_joint]
+            n_levels = block.start + sum(layout.level_sizes)
+            out[:, block.start : n_levels] = groups.marginals(joint)
+            out[:, n_levels : block.stop] = sums[
+                :, start + n_joint : start + n_joint + n_num
+            ]
+            start += n_joint + n_num
+        return out

@@ -25,9 +25,9 @@ from clrisk.exceptions import (
 from clrisk.factors import FactorWeights, decompose
 from clrisk.features import CodedFrame, encode, to_text_codes
 from clrisk.quality import DataQuality
-from clrisk.scoring import KERNELS, TerritoryStats, accumulate, shifted_risk
+from clrisk.scoring import KERNELS, PassTotals, TerritoryStats, shifted_risk
 from clrisk.spec import INDICATORS, FeatureSpec
-from clrisk.stream import FrameSource, is_file_source, open_frame
+from clrisk.stream import FrameSource, is_file_source, open_frame, read_ahead
 from clrisk.territory import ModelView, TerritoryRisk, classify_risk
 
 if TYPE_CHECKING:
@@ -217,19 +217,18 @@ def predict(
         parts, pairs, quality = _dask_pass(frame, pass_, chunk_size)
         cached = []
     else:
-        parts, pairs, quality = [], [], DataQuality()
+        pairs, quality = [], DataQuality()
         cached = []
         pieces = (
             _file_pieces(file_src, pass_, chunk_size)
             if file_src is not None
             else _pieces(frame, chunk_size)
         )
+        totals = pass_.totals()
         done = 0
         for offset, chunk, where in pieces:
-            stats_i, pairs_i, coded = pass_.run(chunk, offset, where)
+            pairs_i, coded = pass_.run(chunk, offset, where, totals)
             quality = quality + coded.quality
-            if stats_i is not None:
-                parts.append(stats_i)
             if pairs_i is not None:
                 pairs.append(pairs_i)
             if counterfactual and in_memory and coded.n:
@@ -237,6 +236,7 @@ def predict(
             done += len(chunk)
             if progress is not None:
                 progress(done)
+        parts = [totals.stats()] if len(totals) else []
     if not parts:
         raise DataValidationError(
             column=pass_.territory or territory or "territory",
@@ -379,12 +379,13 @@ def territory_stats(
     pass_ = _Pass(
         view, view.spec, source, territory, ind, weight, "error", by_list, None, kernel
     )
-    stats, _, _ = pass_.run(table, 0, "")
-    if stats is None:
+    totals = pass_.totals()
+    _, coded = pass_.run(table, 0, "", totals)
+    if coded.n == 0:
         empty = np.zeros((0, view.layout.width))
         keys = pd.DataFrame({k: [] for k in ["territory", *by_list]}, dtype=object)
         return TerritoryStats(keys, empty, view.layout)
-    return stats
+    return totals.stats()
 
 
 def _check_stats(stats: TerritoryStats, view: ModelView, by: list[str]) -> None:
@@ -474,30 +475,21 @@ class _Pass:
             row_numbers=numbers,
         )
 
+    def totals(self) -> PassTotals:
+        """Empty statistics for a pass with this model and kernel."""
+        return PassTotals(self.view.scorer, self.view.layout, self.kernel)
+
     def run(
-        self, chunk: pd.DataFrame, offset: int, where: str
-    ) -> tuple[TerritoryStats | None, pd.DataFrame | None, CodedFrame]:
-        """Statistics and (territory, region) pairs of one piece."""
+        self, chunk: pd.DataFrame, offset: int, where: str, totals: PassTotals
+    ) -> tuple[pd.DataFrame | None, CodedFrame]:
+        """Add one piece to `totals`; its (territory, region) pairs, coding."""
         chunk, coded = self.prepare(chunk, offset, where)
         if coded.n == 0:
-            return None, None, coded
+            return None, coded
         cell, keys = _cells(coded, chunk, self.by, self.spec)
-        sums = accumulate(
-            self.view.scorer,
-            coded.codes,
-            coded.numerics,
-            cell,
-            len(keys),
-            coded.weight,
-            self.view.layout,
-            kernel=self.kernel,
-        )
-        used = sums[:, 0] > 0
-        stats = TerritoryStats(
-            keys[used].reset_index(drop=True), sums[used], self.view.layout
-        )
+        totals.add(keys, cell, coded.codes, coded.numerics, coded.weight)
         pairs = _region_pairs(coded, chunk, self.region) if self.region else None
-        return stats, pairs, coded
+        return pairs, coded
 
     def columns(self) -> list[str]:
         """The frame columns this pass reads."""
@@ -535,7 +527,8 @@ def _file_pieces(
             expected=columns,
             received=src.columns,
         )
-    for offset, chunk in src.batches(columns, chunk_size, pass_.text_columns()):
+    batches = src.batches(columns, chunk_size, pass_.text_columns())
+    for offset, chunk in read_ahead(batches):
         where = f"'{src.name}' (rows {offset:,}-{offset + len(chunk) - 1:,})"
         yield offset, chunk, where
 
@@ -548,15 +541,13 @@ def _partition_pass(
     pass_: _Pass, part: pd.DataFrame, index: int, chunk_size: int
 ) -> tuple[TerritoryStats | None, pd.DataFrame | None, DataQuality]:
     """One Dask partition: its statistics added up, its pairs, its rows."""
-    stats, pairs, quality = [], [], DataQuality()
+    totals, pairs, quality = pass_.totals(), [], DataQuality()
     for offset, chunk, _ in _pieces(part, chunk_size):
-        s, p, coded = pass_.run(chunk, offset, f"partition {index} of the frame")
+        p, coded = pass_.run(chunk, offset, f"partition {index} of the frame", totals)
         quality = quality + coded.quality
-        if s is not None:
-            stats.append(s)
         if p is not None:
             pairs.append(p)
-    total = TerritoryStats.combine(stats) if stats else None
+    total = totals.stats() if len(totals) else None
     both = pd.concat(pairs, ignore_index=True).drop_duplicates() if pairs else None
     return total, both, quality
 

@@ -21,6 +21,7 @@ compiled kernel of :mod:`clrisk.kernel` when numba is installed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from clrisk.spec import FeatureSpec
 
 __all__ = [
     "KERNELS",
+    "PassTotals",
     "Scorer",
     "StatsLayout",
     "TerritoryStats",
@@ -158,14 +160,7 @@ def accumulate(
     or ``"auto"`` (compiled when numba is installed). Both give the same sums
     to rounding (tested to 1e-12 relative).
     """
-    if kernel not in KERNELS:
-        raise InvalidParameterError(
-            f"The 'kernel' parameter must be one of {KERNELS}; got {kernel!r}."
-        )
-    if kernel == "compiled" and not compiled.available():
-        raise InvalidParameterError(
-            "kernel='compiled' needs numba: pip install \"clrisk[fast]\"."
-        )
+    _check_kernel(kernel)
     if kernel == "numpy" or not compiled.available():
         return accumulate_reference(
             scorer, codes, numerics, cell, n_cells, weight, layout
@@ -368,8 +363,117 @@ class TerritoryStats:
         return [c for c in self.keys.columns if c != "territory"]
 
 
+class PassTotals:
+    """The statistics of a pass over a frame, added piece by piece.
+
+    Cells (territory, or territory x group) are numbered for the whole pass
+    as they first appear; each piece's rows are added to their cell's sums.
+    With the compiled kernel the per-thread sums live for the whole pass
+    (:class:`clrisk.kernel.Accumulator`), so a piece costs its rows only, not
+    a merge of its cells; memory follows the number of cells, not of pieces.
+    The result equals :meth:`TerritoryStats.combine` of per-piece statistics
+    to rounding.
+
+    Parameters
+    ----------
+    scorer : Scorer
+    layout : StatsLayout
+    kernel : {"auto", "compiled", "numpy"}
+    """
+
+    def __init__(self, scorer: Scorer, layout: StatsLayout, kernel: str = "auto"):
+        _check_kernel(kernel)
+        self.scorer = scorer
+        self.layout = layout
+        self._row: dict[Any, int] = {}
+        self._columns: list[str] | None = None
+        use_compiled = kernel == "compiled" or (
+            kernel == "auto" and compiled.available()
+        )
+        self._acc = compiled.Accumulator(scorer, layout) if use_compiled else None
+        self._sums = np.zeros((0, layout.width))
+
+    def add(
+        self,
+        keys: pd.DataFrame,
+        cell: np.ndarray,
+        codes: np.ndarray,
+        numerics: np.ndarray,
+        weight: np.ndarray | None,
+    ) -> None:
+        """Add the rows of one piece.
+
+        Parameters
+        ----------
+        keys : DataFrame of shape (n_piece_cells, 1 + n_by)
+            Distinct keys of the piece's cells (``territory`` first).
+        cell : ndarray of shape (n_rows,)
+            Row of `keys` of each row.
+        codes, numerics, weight
+            As in :func:`accumulate`.
+        """
+        ids = self._ids(keys)
+        if self._acc is not None:
+            cells = ids[cell] if len(cell) else np.zeros(0, dtype=np.int64)
+            self._acc.add(codes, numerics, cells, len(self._row), weight)
+            return
+        sums = accumulate_reference(
+            self.scorer, codes, numerics, cell, len(keys), weight, self.layout
+        )
+        if len(self._row) > len(self._sums):
+            grown = np.zeros((max(2 * len(self._sums), len(self._row)), sums.shape[1]))
+            grown[: len(self._sums)] = self._sums
+            self._sums = grown
+        self._sums[ids] += sums
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def stats(self) -> TerritoryStats:
+        """The statistics of the cells with rows, sorted by key."""
+        columns = self._columns or ["territory"]
+        n = len(self._row)
+        keys = list(self._row)
+        table = (
+            pd.DataFrame({columns[0]: pd.Series(keys, dtype=object)})
+            if len(columns) == 1
+            else pd.DataFrame(keys, columns=columns, dtype=object)
+        )
+        sums = self._acc.result(n) if self._acc is not None else self._sums[:n]
+        used = sums[:, 0] > 0
+        return TerritoryStats.from_cells(
+            table[used].reset_index(drop=True), sums[used], self.layout
+        )
+
+    def _ids(self, keys: pd.DataFrame) -> np.ndarray:
+        """The pass-wide number of each key (new keys numbered as they come)."""
+        columns = list(keys.columns)
+        if self._columns is None:
+            self._columns = columns
+        if columns != self._columns:
+            raise ValueError("Cannot add pieces with different key columns.")
+        values = [keys[c].to_numpy(dtype=object) for c in columns]
+        rows = values[0] if len(values) == 1 else list(zip(*values, strict=True))
+        row = self._row
+        # a new key gets the next number (len(row) is read before insertion)
+        return np.fromiter(
+            (row.setdefault(k, len(row)) for k in rows), dtype=np.int64, count=len(rows)
+        )
+
+
 def _factorize_sorted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rank of each value among the sorted distinct values, and the position of
     the first occurrence of each distinct value."""
     _, first, rank = np.unique(values, return_index=True, return_inverse=True)
     return rank.astype(np.int64, copy=False), first
+
+
+def _check_kernel(kernel: str) -> None:
+    if kernel not in KERNELS:
+        raise InvalidParameterError(
+            f"The 'kernel' parameter must be one of {KERNELS}; got {kernel!r}."
+        )
+    if kernel == "compiled" and not compiled.available():
+        raise InvalidParameterError(
+            "kernel='compiled' needs numba: pip install \"clrisk[fast]\"."
+        )

@@ -20,6 +20,8 @@ naming the file and the row range; the caller gets no partial result.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ import pandas as pd
 
 from clrisk.exceptions import DataValidationError, InvalidParameterError
 
-__all__ = ["FrameSource", "is_file_source", "open_frame"]
+__all__ = ["FrameSource", "is_file_source", "open_frame", "read_ahead"]
 
 PARQUET = (".parquet", ".pq", ".parq")
 ARROW = (".arrow", ".feather", ".ipc")
@@ -98,6 +100,53 @@ def open_frame(frame: str | Path | Any, *, sep: str = ",") -> FrameSource:
         f"Cannot tell the format of '{path}' from its extension '{suffix}': use "
         f"one of {', '.join(PARQUET + ARROW + CSV)}."
     )
+
+
+def read_ahead(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """The items of `batches`, each read in a background thread while the
+    caller works on the one before.
+
+    Reading and decoding (pyarrow, pandas' CSV parser) release the GIL, so
+    the next batch is decoded while the current one is coded and scored. At
+    most `depth` batches wait beyond the one in use (memory stays bounded). An
+    error raised while reading is raised here, at the batch where it
+    happened; if the caller stops early, the reader stops too.
+    """
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(("batch", batch)):
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            put(("error", exc))
+            return
+        put(("end", None))
+
+    reader = threading.Thread(target=produce, name="clrisk-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = slots.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 # --------------------------------------------------------------------- formats

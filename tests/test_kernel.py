@@ -202,3 +202,29 @@ def _model(country: clrisk.Country) -> clrisk.RiskModel:
             country.survey, **country.fit_kwargs
         )
     return _MODELS[key]
+
+
+def test_accumulator_sets_sums_aside_when_cells_outgrow_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pieces whose cells outgrow the per-thread budget switch to smaller
+    groups mid-pass; the totals still equal the reference over all rows."""
+    rng = np.random.default_rng(3)
+    layout = StatsLayout((3, 2, 4, 5), 2)
+    luts = tuple(np.r_[0.0, rng.normal(0, 0.5, L - 1)] for L in layout.level_sizes)
+    scorer = Scorer(-1.0, luts, rng.normal(0, 0.3, 2), "logit")
+    n = 3000
+    codes = np.asfortranarray(
+        np.stack([rng.integers(0, L, n) for L in layout.level_sizes], 1), np.int16
+    )
+    numerics = np.asfortranarray(rng.normal(size=(n, 2)))
+    cell = np.r_[np.zeros(1000, np.int64), rng.integers(0, 40, 2000)]
+    acc = kernel.Accumulator(scorer, layout)
+    monkeypatch.setattr(kernel, "ACC_BYTES", 8 * acc.n_threads * 5 * 130)
+    caps = []
+    for lo, hi, n_cells in ((0, 1000, 1), (1000, 2000, 40), (2000, 3000, 40)):
+        acc.add(codes[lo:hi], numerics[lo:hi], cell[lo:hi], n_cells, None)
+        caps.append(acc._cap)
+    assert caps[0] > caps[1]  # the cap came down when the cells arrived
+    want = accumulate_reference(scorer, codes, numerics, cell, 40, None, layout)
+    np.testing.assert_allclose(acc.result(40), want, rtol=1e-12, atol=1e-12)

@@ -639,3 +639,67 @@ def test_cells_with_equal_keys_are_summed_in_key_order(
     assert list(map(tuple, got.keys.to_numpy())) == want_keys
     assert list(got.keys.columns) == list(keys.columns)
     np.testing.assert_allclose(got.sums, want, rtol=1e-13, atol=1e-13)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 400), min_size=1, max_size=6),
+    by=st.booleans(),
+    seed=st.integers(0, 999),
+)
+def test_pass_totals_equal_combined_pieces(
+    sizes: list[int], by: bool, seed: int
+) -> None:
+    """Pieces added to one pass (cells numbered for the whole pass, sums kept
+    across pieces) give the statistics of combining per-piece statistics, with
+    either kernel; a cap change mid-pass (more cells than fit) changes nothing."""
+    from clrisk import kernel as compiled
+    from clrisk.scoring import (
+        PassTotals,
+        Scorer,
+        StatsLayout,
+        TerritoryStats,
+        accumulate_reference,
+    )
+
+    rng = np.random.default_rng(seed)
+    layout = StatsLayout((3, 2, 4), 2)
+    luts = tuple(np.r_[0.0, rng.normal(0, 0.5, L - 1)] for L in layout.level_sizes)
+    scorer = Scorer(-1.0, luts, rng.normal(0, 0.3, 2), "logit")
+    kernels = ["numpy", "compiled"] if compiled.available() else ["numpy"]
+    passes = {k: PassTotals(scorer, layout, k) for k in kernels}
+    if compiled.available():  # room for 3 cells only: cap 64, 16, 4, 1 in turn
+        passes["compiled"]._acc = compiled.Accumulator(scorer, layout)
+        small = compiled.ACC_BYTES
+        compiled.ACC_BYTES = 8 * passes["compiled"]._acc.n_threads * 3 * 60
+    parts = []
+    try:
+        for n in sizes:
+            codes = np.stack([rng.integers(0, L, n) for L in layout.level_sizes], 1)
+            codes = np.asfortranarray(codes.astype(np.int8))
+            numerics = np.asfortranarray(rng.normal(size=(n, 2)))
+            weight = rng.uniform(0.5, 2.0, n)
+            terr = rng.choice(["05001", "05002", "11001", "76001", "9"], n)
+            cols = {"territory": terr}
+            if by:
+                cols["sex"] = rng.choice(["f", "m"], n)
+            frame = pd.DataFrame(cols, dtype=object)
+            cell, uniq = pd.factorize(pd.MultiIndex.from_frame(frame))
+            keys = pd.DataFrame(list(uniq), columns=list(cols), dtype=object)
+            for totals in passes.values():
+                totals.add(keys, cell.astype(np.int64), codes, numerics, weight)
+            sums = accumulate_reference(
+                scorer, codes, numerics, cell, len(keys), weight, layout
+            )
+            if n:
+                parts.append(TerritoryStats(keys, sums, layout))
+    finally:
+        if compiled.available():
+            compiled.ACC_BYTES = small
+    if not parts:
+        return
+    want = TerritoryStats.combine(parts)
+    for totals in passes.values():
+        got = totals.stats()
+        pd.testing.assert_frame_equal(got.keys, want.keys)
+        np.testing.assert_allclose(got.sums, want.sums, rtol=1e-12, atol=1e-12)
