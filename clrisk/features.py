@@ -105,7 +105,7 @@ def _categorical_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     categories that occur, numbered in category order (no hashing of rows;
     a Parquet dictionary column is read as a categorical)."""
     cat = values.cat
-    raw = cat.codes.to_numpy().astype(np.int64) + 1  # 0: missing
+    raw = cat.codes.to_numpy() + 1  # 0: missing (pandas' code type has room)
     present = np.flatnonzero(np.bincount(raw, minlength=len(cat.categories) + 1)[1:])
     number = np.full(len(cat.categories) + 1, -1, dtype=np.int64)
     number[present + 1] = np.arange(len(present))
@@ -175,10 +175,11 @@ def encode(
     where = where or f"the {source} table"
     _check_columns(spec, table, source, territory, weight, where)
     n = len(table)
-    numbering = (
+    # the row number of each row in the whole input, for messages only
+    numbering: Sequence[int] | np.ndarray = (
         np.asarray(row_numbers)
         if row_numbers is not None
-        else row_offset + np.arange(n)
+        else range(row_offset, row_offset + n)
     )
     bad: dict[str, np.ndarray] = {}  # reason -> boolean mask of rejected rows
 
@@ -333,11 +334,12 @@ def encode(
         quality.notes.append(
             f"rejected ({reason}) in {where}, e.g. {', '.join(examples)}"
         )
-    rows = np.flatnonzero(keep)
     if keep.all():
+        rows = _positions(n)
         return CodedFrame(
             spec, codes, numerics, terr_index, territories, w, rows, quality
         )
+    rows = np.flatnonzero(keep)
     return CodedFrame(
         spec,
         np.asfortranarray(codes[keep]),
@@ -489,13 +491,37 @@ def _level_index(feat: Feature, codes: Any, raw: str) -> int:
     return feat.levels.index(level)
 
 
-def _first_rows(mask: np.ndarray, numbering: np.ndarray, k: int = 5) -> list[int]:
+_POSITIONS = np.arange(0)
+_POSITIONS_KEPT = 4_000_000  # longest 0..n-1 kept for reuse (32 MB)
+
+
+def _positions(n: int) -> np.ndarray:
+    """``np.arange(n)``, read-only, shared between pieces of up to a few
+    million rows (allocating and filling it anew for each piece shows in the
+    profile of a pass)."""
+    global _POSITIONS
+    if n > _POSITIONS_KEPT:
+        return np.arange(n)
+    if len(_POSITIONS) < n:
+        grown = np.arange(min(max(n, 2 * len(_POSITIONS)), _POSITIONS_KEPT))
+        grown.flags.writeable = False
+        _POSITIONS = grown
+    return _POSITIONS[:n]
+
+
+def _first_rows(
+    mask: np.ndarray, numbering: Sequence[int] | np.ndarray, k: int = 5
+) -> list[int]:
     """Row numbers (in the whole input) of the first `k` rows of `mask`."""
     return [int(numbering[i]) for i in np.flatnonzero(mask)[:k]]
 
 
 def _numeric_column(
-    col: pd.Series, name: str, where: str, reject: Any, numbering: np.ndarray
+    col: pd.Series,
+    name: str,
+    where: str,
+    reject: Any,
+    numbering: Sequence[int] | np.ndarray,
 ) -> np.ndarray:
     if pd.api.types.is_bool_dtype(col.dtype):
         col = col.astype("float64")
