@@ -278,3 +278,30 @@ def test_stats_made_elsewhere_give_the_same_result(
     assert risk.quality.rows_used == len(country.census)
     with pytest.raises(clrisk.InvalidParameterError, match="broken down by"):
         clrisk.predict(model, stats, territory="municipio")
+
+
+def test_read_ahead_keeps_order_and_raises_where_the_error_is() -> None:
+    """Batches come in order; an error while reading is raised after the
+    batches before it, and a caller stopping early stops the reader."""
+    import threading
+
+    from clrisk.stream import read_ahead
+
+    def batches(n: int, fail_at: int | None = None):  # type: ignore[no-untyped-def]
+        for i in range(n):
+            if i == fail_at:
+                raise DataValidationError(
+                    column="(file)", problem="bad batch", n_bad=0, fix="re-export it"
+                )
+            yield i
+
+    assert list(read_ahead(batches(50))) == list(range(50))
+    got = []
+    with pytest.raises(DataValidationError, match="bad batch"):
+        for item in read_ahead(batches(10, fail_at=6)):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4, 5]
+    reader = read_ahead(batches(1_000_000))
+    assert next(reader) == 0
+    reader.close()  # the caller stops: the background reader ends too
+    assert not any(t.name == "clrisk-read-ahead" for t in threading.enumerate())
