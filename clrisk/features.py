@@ -548,6 +548,8 @@ def _numeric_column(
                 "decimal=','), and remove text from numeric columns.",
                 where=where,
             )
+    if np.isfinite(values).all():  # the usual case: one pass, nothing to report
+        return values
     infinite = np.isinf(values)
     if infinite.any():  # corrupt values, not missing ones: always an error
         raise DataValidationError(

@@ -13,6 +13,9 @@ columns asked for. Memory is bounded by the batch size, not the file size:
 - CSV is read with pandas in chunks; code columns are read as text, so
   territory codes keep their leading zeros.
 
+:func:`read_ahead` reads the next batch in a background thread while the
+caller scores the current one (decoding releases the GIL).
+
 A file that cannot be read — truncated, corrupt, or a batch whose column type
 differs from the rest — raises :class:`~clrisk.exceptions.DataValidationError`
 naming the file and the row range; the caller gets no partial result.
