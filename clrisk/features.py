@@ -502,11 +502,12 @@ def _positions(n: int) -> np.ndarray:
     global _POSITIONS
     if n > _POSITIONS_KEPT:
         return np.arange(n)
-    if len(_POSITIONS) < n:
-        grown = np.arange(min(max(n, 2 * len(_POSITIONS)), _POSITIONS_KEPT))
-        grown.flags.writeable = False
-        _POSITIONS = grown
-    return _POSITIONS[:n]
+    positions = _POSITIONS  # one read: another thread may replace it
+    if len(positions) < n:
+        positions = np.arange(min(max(n, 2 * len(positions)), _POSITIONS_KEPT))
+        positions.flags.writeable = False
+        _POSITIONS = positions
+    return positions[:n]
 
 
 def _first_rows(
@@ -569,7 +570,7 @@ def _numeric_column(
         [f"row {r}" for r in _first_rows(missing, numbering)],
         "Fill them in, or pass on_invalid='drop' to reject those rows.",
     )
-    return np.where(missing, 0.0, values) if missing.any() else values
+    return np.where(missing, 0.0, values)
 
 
 def _join_indicators(

@@ -73,7 +73,9 @@ BLOCK = 1024  # rows per block: the block's work arrays stay in the L1/L2 cache
 CAP = 256  # largest joint number of levels of a group, for the lookups alone
 CAP_SUMS = 64  # the same when the x or g sums are kept per joint code
 _MAX_JOINT = 2**16  # joint codes are held as uint16 in the kernel
-ACC_BYTES = 128 * 2**20  # per-thread sums of a pass (Accumulator), at most
+# per-thread sums of a pass (Accumulator) beyond which a pass sums each piece
+# on its own (clrisk.scoring.PassTotals)
+ACC_BYTES = 128 * 2**20
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -158,6 +160,8 @@ class Groups:
         Returns
         -------
         ndarray of shape (n_cells, sum(sizes)), features in their own order
+
+        Needs numba (compiled with the kernel).
         """
         starts = np.r_[0, np.cumsum(self.sizes)].astype(np.int64)
         out = np.zeros((joint.shape[0], int(starts[-1])))
@@ -593,6 +597,13 @@ class Accumulator:
         self._acc = np.zeros((self.n_threads, 0, 0))
         self._done = np.zeros((0, layout.width))  # per-level sums set aside
 
+    def fits(self, n_cells: int) -> bool:
+        """Whether the per-thread sums of `n_cells` cells fit `ACC_BYTES`."""
+        cap = self._cap_for(n_cells)
+        return 8 * self.n_threads * n_cells * self._width(cap) <= ACC_BYTES or (
+            self._n_rows is not None or self._fixed_cap is not None
+        )
+
     def add(
         self,
         codes: np.ndarray,
@@ -602,12 +613,23 @@ class Accumulator:
         weight: np.ndarray | None,
     ) -> None:
         """Add rows (cells numbered in ``0..n_cells-1`` for the whole pass)."""
+        if len(cell) and (int(cell.min()) < 0 or int(cell.max()) >= n_cells):
+            raise InvalidParameterError(
+                f"Cell numbers must be in 0..{n_cells - 1}; got "
+                f"{int(cell.min())}..{int(cell.max())}."
+            )
         if self._groups is None or n_cells > self._acc.shape[1]:
             self._reserve(n_cells)
         assert self._groups is not None
         groups = self._groups
         has_weight = weight is not None
-        w = np.asarray(weight, dtype=np.float64) if has_weight else np.zeros(1)
+        # a writable float64 copy of a read-only weight (zero-copy from Arrow or
+        # pandas' copy-on-write): numba compiles read-only arrays apart
+        w = (
+            np.require(weight, dtype=np.float64, requirements=["W"])
+            if has_weight
+            else np.zeros(1)
+        )
         _KERNEL(
             codes,
             numerics,
@@ -681,7 +703,8 @@ class Accumulator:
             self._acc = np.zeros((self.n_threads, 0, self._width(cap)))
         old = self._acc.shape[1]
         if n_cells > old:
-            size = max(n_cells, min(2 * old, 4 * n_cells))
+            room = ACC_BYTES // (8 * self.n_threads * self._acc.shape[2])
+            size = max(n_cells, min(2 * old, 4 * n_cells, room))
             grown = np.zeros((self.n_threads, size, self._acc.shape[2]))
             grown[:, :old] = self._acc
             self._acc = grown

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -226,16 +227,17 @@ def predict(
         )
         totals = pass_.totals()
         done = 0
-        for offset, chunk, where in pieces:
-            pairs_i, coded = pass_.run(chunk, offset, where, totals)
-            quality = quality + coded.quality
-            if pairs_i is not None:
-                pairs.append(pairs_i)
-            if counterfactual and in_memory and coded.n:
-                cached.append(coded)
-            done += len(chunk)
-            if progress is not None:
-                progress(done)
+        with closing(pieces):  # an error here stops the file's reader thread too
+            for offset, chunk, where in pieces:
+                pairs_i, coded = pass_.run(chunk, offset, where, totals)
+                quality = quality + coded.quality
+                if pairs_i is not None:
+                    pairs.append(pairs_i)
+                if counterfactual and in_memory and coded.n:
+                    cached.append(coded)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done)
         parts = [totals.stats()] if len(totals) else []
     if not parts:
         raise DataValidationError(
@@ -285,12 +287,16 @@ def predict(
     )
     if counterfactual:
         coded_frames: Iterable[CodedFrame] = cached
+        reread: Any = nullcontext()
         if file_src is not None:  # a second pass over the file, in batches
+            second = _file_pieces(file_src, pass_, chunk_size)
+            reread = closing(second)
             coded_frames = (
                 pass_.prepare(chunk, offset, where)[1]
-                for offset, chunk, where in _file_pieces(file_src, pass_, chunk_size)
+                for offset, chunk, where in second
             )
-        factors = _with_counterfactual(factors, view, coded_frames, cells)
+        with reread:
+            factors = _with_counterfactual(factors, view, coded_frames, cells)
     table["lead_policy_area"] = table["territory"].map(factors.lead_policy_area)
     lv = classify_risk(table, regions, levels, n_levels, level_scope, thresholds)
     table.insert(table.columns.get_loc("lead_policy_area"), "level", lv.labels)
@@ -528,9 +534,10 @@ def _file_pieces(
             received=src.columns,
         )
     batches = src.batches(columns, chunk_size, pass_.text_columns())
-    for offset, chunk in read_ahead(batches):
-        where = f"'{src.name}' (rows {offset:,}-{offset + len(chunk) - 1:,})"
-        yield offset, chunk, where
+    with closing(read_ahead(batches)) as ahead:  # the reader stops with us
+        for offset, chunk in ahead:
+            where = f"'{src.name}' (rows {offset:,}-{offset + len(chunk) - 1:,})"
+            yield offset, chunk, where
 
 
 def _is_dask(frame: Any) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -199,36 +200,37 @@ def simulate(
 
     width = view.layout.width
     keys, blocks = [], []
-    for offset, chunk, where in pieces:
-        _, coded = pass_.prepare(chunk, offset, where)
-        if coded.n == 0:
-            continue
-        assert coded.territory is not None
-        T = len(coded.territories)
-        base = accumulate(
-            view.scorer,
-            coded.codes,
-            coded.numerics,
-            coded.territory,
-            T,
-            coded.weight,
-            view.layout,
-            kernel=kernel,
-        )
-        codes, numerics, selected = _apply(coded, todo, view.spec)
-        moved = accumulate(
-            view.scorer,
-            codes,
-            numerics,
-            coded.territory,
-            T,
-            coded.weight,
-            view.layout,
-            kernel=kernel,
-        )
-        share = _share_sums(coded, todo[0], view.spec, selected)
-        keys.append(pd.Series(coded.territories[:T], dtype=object))
-        blocks.append(np.hstack([base, moved, share]))
+    with closing(iter(pieces)) as rows:  # an error here stops a file's reader
+        for offset, chunk, where in rows:
+            _, coded = pass_.prepare(chunk, offset, where)
+            if coded.n == 0:
+                continue
+            assert coded.territory is not None
+            T = len(coded.territories)
+            base = accumulate(
+                view.scorer,
+                coded.codes,
+                coded.numerics,
+                coded.territory,
+                T,
+                coded.weight,
+                view.layout,
+                kernel=kernel,
+            )
+            codes, numerics, selected = _apply(coded, todo, view.spec)
+            moved = accumulate(
+                view.scorer,
+                codes,
+                numerics,
+                coded.territory,
+                T,
+                coded.weight,
+                view.layout,
+                kernel=kernel,
+            )
+            share = _share_sums(coded, todo[0], view.spec, selected)
+            keys.append(pd.Series(coded.territories[:T], dtype=object))
+            blocks.append(np.hstack([base, moved, share]))
     if not blocks:
         raise InvalidParameterError("No row of the frame could be scored.")
     summed = (

@@ -331,7 +331,9 @@ class TerritoryStats:
         idx = np.zeros(len(keys), dtype=np.int64)
         first = np.zeros(0, dtype=np.int64)
         for col in keys.columns:
-            c, _ = pd.factorize(keys[col].to_numpy(dtype=object), sort=True)
+            # a missing key is a key of its own (sorted last), never -1
+            values = keys[col].to_numpy(dtype=object)
+            c, _ = pd.factorize(values, sort=True, use_na_sentinel=False)
             idx, first = _factorize_sorted(idx * (int(c.max(initial=-1)) + 1) + c)
         # sum the rows of each cell in row order (as np.add.at would, faster)
         order = np.argsort(idx, kind="stable")
@@ -370,7 +372,9 @@ class PassTotals:
     as they first appear; each piece's rows are added to their cell's sums.
     With the compiled kernel the per-thread sums live for the whole pass
     (:class:`clrisk.kernel.Accumulator`), so a piece costs its rows only, not
-    a merge of its cells; memory follows the number of cells, not of pieces.
+    a merge of its cells; memory follows the number of cells, not of pieces
+    (beyond ``clrisk.kernel.ACC_BYTES`` of per-thread sums, pieces are summed
+    on their own and added, as with the numpy kernel).
     The result equals :meth:`TerritoryStats.combine` of per-piece statistics
     to rounding.
 
@@ -413,18 +417,25 @@ class PassTotals:
             As in :func:`accumulate`.
         """
         ids = self._ids(keys)
-        if self._acc is not None:
+        if self._acc is not None and self._acc.fits(len(self._row)):
             cells = ids[cell] if len(cell) else np.zeros(0, dtype=np.int64)
             self._acc.add(codes, numerics, cells, len(self._row), weight)
             return
-        sums = accumulate_reference(
-            self.scorer, codes, numerics, cell, len(keys), weight, self.layout
-        )
+        # the numpy kernel, or more cells than the pass-wide sums may hold:
+        # the piece's own cells, added to their rows
+        if self._acc is not None:
+            sums = compiled.accumulate_compiled(
+                self.scorer, codes, numerics, cell, len(keys), weight, self.layout
+            )
+        else:
+            sums = accumulate_reference(
+                self.scorer, codes, numerics, cell, len(keys), weight, self.layout
+            )
         if len(self._row) > len(self._sums):
             grown = np.zeros((max(2 * len(self._sums), len(self._row)), sums.shape[1]))
             grown[: len(self._sums)] = self._sums
             self._sums = grown
-        self._sums[ids] += sums
+        np.add.at(self._sums, ids, sums)  # two keys of a piece may be one cell
 
     def __len__(self) -> int:
         return len(self._row)
@@ -439,7 +450,10 @@ class PassTotals:
             if len(columns) == 1
             else pd.DataFrame(keys, columns=columns, dtype=object)
         )
-        sums = self._acc.result(n) if self._acc is not None else self._sums[:n]
+        sums = np.zeros((n, self.layout.width))
+        sums[: min(n, len(self._sums))] += self._sums[:n]
+        if self._acc is not None:
+            sums += self._acc.result(n)
         used = sums[:, 0] > 0
         return TerritoryStats.from_cells(
             table[used].reset_index(drop=True), sums[used], self.layout

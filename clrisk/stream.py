@@ -8,7 +8,8 @@ columns asked for. Memory is bounded by the batch size, not the file size:
 - Parquet is read row group by row group with ``pre_buffer=False`` (pyarrow
   otherwise buffers whole column chunks of the file ahead); text code columns
   (territory, region, text category codes) are read as dictionaries, so each
-  distinct code is decoded and hashed once per row group, not once per row;
+  distinct code is decoded once per row group and coded once per batch, not
+  once per row;
 - Arrow IPC files are memory-mapped and read one record batch at a time;
 - CSV is read with pandas in chunks; code columns are read as text, so
   territory codes keep their leading zeros.
@@ -111,7 +112,8 @@ def read_ahead(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
 
     Reading and decoding (pyarrow, pandas' CSV parser) release the GIL, so
     the next batch is decoded while the current one is coded and scored. At
-    most `depth` batches wait beyond the one in use (memory stays bounded). An
+    most `depth` batches wait, plus one being read, beyond the one in use
+    (memory stays bounded). An
     error raised while reading is raised here, at the batch where it
     happened; if the caller stops early, the reader stops too.
     """

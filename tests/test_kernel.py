@@ -228,3 +228,18 @@ def test_accumulator_sets_sums_aside_when_cells_outgrow_the_budget(
     assert caps[0] > caps[1]  # the cap came down when the cells arrived
     want = accumulate_reference(scorer, codes, numerics, cell, 40, None, layout)
     np.testing.assert_allclose(acc.result(40), want, rtol=1e-12, atol=1e-12)
+
+
+def test_accumulator_refuses_cell_numbers_out_of_range() -> None:
+    """Cell numbers outside 0..n_cells-1 are a clear error, not a stray write."""
+    layout = StatsLayout((2,), 0)
+    scorer = Scorer(0.0, (np.array([0.0, 1.0]),), np.zeros(0), "logit")
+    acc = kernel.Accumulator(scorer, layout)
+    codes = np.zeros((3, 1), dtype=np.int16, order="F")
+    for cell in ([0, 1, 2], [0, -1, 1]):
+        with pytest.raises(InvalidParameterError, match="Cell numbers"):
+            acc.add(codes, np.zeros((3, 0)), np.array(cell), 2, None)
+    weight = np.ones(3)
+    weight.flags.writeable = False  # zero-copy from Arrow, or copy-on-write
+    acc.add(codes, np.zeros((3, 0)), np.array([0, 1, 1]), 2, weight)
+    np.testing.assert_array_equal(acc.result(2)[:, 0], [1, 2])

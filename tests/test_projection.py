@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -703,3 +704,66 @@ def test_pass_totals_equal_combined_pieces(
         got = totals.stats()
         pd.testing.assert_frame_equal(got.keys, want.keys)
         np.testing.assert_allclose(got.sums, want.sums, rtol=1e-12, atol=1e-12)
+
+
+def test_missing_keys_are_cells_of_their_own() -> None:
+    """A missing key (NaN/None, e.g. from a table sent through an engine) is
+    its own cell, never merged into a neighbour; equal keys of one piece add
+    up, with either kernel."""
+    from clrisk import kernel as compiled
+    from clrisk.scoring import PassTotals, Scorer, StatsLayout, TerritoryStats
+
+    layout = StatsLayout((2,), 0)
+    keys = pd.DataFrame(
+        {"territory": ["a", "a", "b", "b"], "sex": ["f", "m", None, "m"]}, dtype=object
+    )
+    sums = np.arange(4 * layout.width, dtype=float).reshape(4, -1) + 1
+    got = TerritoryStats.from_cells(keys, sums, layout)
+    assert len(got.keys) == 4
+    assert got.keys.iloc[3].tolist()[0] == "b" and pd.isna(got.keys.iloc[3, 1])
+    none = TerritoryStats.from_cells(
+        pd.DataFrame({"territory": ["a", "b", "c"], "g": [None] * 3}, dtype=object),
+        sums[:3],
+        layout,
+    )
+    assert none.keys["territory"].tolist() == ["a", "b", "c"]
+
+    scorer = Scorer(-1.0, (np.array([0.0, 0.5]),), np.zeros(0), "logit")
+    twice = pd.DataFrame({"territory": ["a", "a"], "sex": ["m", "m"]}, dtype=object)
+    codes = np.zeros((3, 1), dtype=np.int16, order="F")
+    numerics = np.zeros((3, 0), order="F")
+    kernels = ["numpy", "compiled"] if compiled.available() else ["numpy"]
+    for k in kernels:
+        totals = PassTotals(scorer, layout, k)
+        totals.add(twice, np.array([0, 1, 1]), codes, numerics, None)
+        assert totals.stats().sums[0, 0] == 3  # all three rows counted
+
+
+def test_an_error_mid_pass_stops_the_file_reader(tmp_path: Path) -> None:
+    """A pass that stops on an error (here: the progress callback) leaves no
+    reader thread behind, even while the exception is kept."""
+    import threading
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    country = clrisk.make_country(random_state=2, n_territories=20, n_regions=4)
+    model = clrisk.RiskModel(country.spec).fit(country.survey, **country.fit_kwargs)
+    path = tmp_path / "census.parquet"
+    pq.write_table(
+        pa.Table.from_pandas(country.census, preserve_index=False),
+        path,
+        row_group_size=200,
+    )
+
+    def stop(done: int) -> None:
+        raise KeyboardInterrupt("stopped by the user")
+
+    kept = []
+    try:
+        clrisk.predict(
+            model, path, **country.predict_kwargs, chunk_size=200, progress=stop
+        )
+    except KeyboardInterrupt as exc:
+        kept.append(exc)  # the traceback (and the pass's frames) stay alive
+    assert kept
+    assert not any(t.name == "clrisk-read-ahead" for t in threading.enumerate())
