@@ -170,7 +170,9 @@ def read_only(path: Path, chunk: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000_000)
-    parser.add_argument("--chunks", type=int, nargs="+", default=[250_000, 1_000_000])
+    parser.add_argument(
+        "--chunks", type=int, nargs="+", default=[250_000, 500_000, 1_000_000]
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--reference", action="store_true")
     parser.add_argument("--no-save", action="store_true")

@@ -55,7 +55,7 @@ def predict(
     thresholds: Sequence[float] | None = None,
     counterfactual: bool | None = None,
     on_invalid: str = "error",
-    chunk_size: int = 250_000,
+    chunk_size: int = 500_000,
     alpha: float = 0.05,
     kernel: str = "auto",
     progress: Callable[[int], None] | None = None,
@@ -110,7 +110,7 @@ def predict(
     on_invalid : {"error", "drop"}
         Rows with missing values, unknown codes or unknown territories: raise,
         or reject them and count them in ``quality``.
-    chunk_size : int, default 250_000
+    chunk_size : int, default 500_000
         Rows scored at a time (bounds the working memory).
     alpha : float, default 0.05
         Intervals are (1 − alpha) delta-method intervals.

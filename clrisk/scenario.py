@@ -146,7 +146,7 @@ def simulate(
     indicators: pd.DataFrame | None = None,
     source: str | None = None,
     on_invalid: str = "error",
-    chunk_size: int = 250_000,
+    chunk_size: int = 500_000,
     alpha: float = 0.05,
     kernel: str = "auto",
 ) -> Scenario:
