@@ -598,11 +598,12 @@ class Accumulator:
         self._done = np.zeros((0, layout.width))  # per-level sums set aside
 
     def fits(self, n_cells: int) -> bool:
-        """Whether the per-thread sums of `n_cells` cells fit `ACC_BYTES`."""
-        cap = self._cap_for(n_cells)
-        return 8 * self.n_threads * n_cells * self._width(cap) <= ACC_BYTES or (
-            self._n_rows is not None or self._fixed_cap is not None
-        )
+        """Whether the per-thread sums of `n_cells` cells fit `ACC_BYTES`
+        (always, for a single call or a fixed cap)."""
+        if self._n_rows is not None or self._fixed_cap is not None:
+            return True
+        width = self._width(self._cap_for(n_cells))
+        return 8 * self.n_threads * n_cells * width <= ACC_BYTES
 
     def add(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import closing, nullcontext
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -285,17 +285,11 @@ def predict(
         policy_areas={f.name: f.policy_area for f in spec.features},
         territories=list(cells.keys["territory"]),
     )
-    if counterfactual:
-        coded_frames: Iterable[CodedFrame] = cached
-        reread: Any = nullcontext()
-        if file_src is not None:  # a second pass over the file, in batches
-            second = _file_pieces(file_src, pass_, chunk_size)
-            reread = closing(second)
-            coded_frames = (
-                pass_.prepare(chunk, offset, where)[1]
-                for offset, chunk, where in second
-            )
-        with reread:
+    if counterfactual and file_src is None:
+        factors = _with_counterfactual(factors, view, cached, cells)
+    elif counterfactual:  # a second pass over the file, in batches
+        with closing(_file_pieces(file_src, pass_, chunk_size)) as second:
+            coded_frames = (pass_.prepare(c, o, w)[1] for o, c, w in second)
             factors = _with_counterfactual(factors, view, coded_frames, cells)
     table["lead_policy_area"] = table["territory"].map(factors.lead_policy_area)
     lv = classify_risk(table, regions, levels, n_levels, level_scope, thresholds)

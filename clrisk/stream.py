@@ -113,9 +113,9 @@ def read_ahead(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
     Reading and decoding (pyarrow, pandas' CSV parser) release the GIL, so
     the next batch is decoded while the current one is coded and scored. At
     most `depth` batches wait, plus one being read, beyond the one in use
-    (memory stays bounded). An
-    error raised while reading is raised here, at the batch where it
-    happened; if the caller stops early, the reader stops too.
+    (memory stays bounded). An error raised while reading is raised here, at
+    the batch where it happened; when the caller closes this iterator (or
+    stops early), the reader stops too.
     """
     slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
