@@ -6,7 +6,7 @@ contiguous range of rows and adds into its own accumulator (no locks, no
 atomics); the accumulators are summed at the end. Three things make it fast:
 
 - **Joint codes.** Categorical features are packed into groups whose joint
-  number of levels is at most ``cap`` (256 for the risk alone, 64 with the
+  number of levels is at most ``cap`` (4,096 for the risk alone, 64 with the
   territory sums): ``sex`` (2) x ``area`` (2) x ``attends school`` (2) x
   ``age band`` (4) is one code in 0..31. One lookup in a table of the group's
   summed coefficients replaces a lookup per feature, and the territory sums of
@@ -69,8 +69,8 @@ __all__ = [
 
 Blocks = tuple[bool, bool]  # (x block: Σw·x, g block: Σw·f·x)
 
-BLOCK = 1024  # rows per block: the block's work arrays stay in the L1/L2 cache
-CAP = 256  # largest joint number of levels of a group, for the lookups alone
+BLOCK = 2048  # rows per block: the block's work arrays stay in the L2 cache
+CAP = 4096  # largest joint number of levels of a group, for the lookups alone
 CAP_SUMS = 64  # the same when the x or g sums are kept per joint code
 _MAX_JOINT = 2**16  # joint codes are held as uint16 in the kernel
 # per-thread sums of a pass (Accumulator) beyond which a pass sums each piece

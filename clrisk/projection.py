@@ -24,7 +24,7 @@ from clrisk.exceptions import (
     SchemaError,
 )
 from clrisk.factors import FactorWeights, decompose
-from clrisk.features import CodedFrame, encode, to_text_codes
+from clrisk.features import CodedFrame, Workspace, encode, to_text_codes
 from clrisk.quality import DataQuality
 from clrisk.scoring import KERNELS, PassTotals, TerritoryStats, shifted_risk
 from clrisk.spec import INDICATORS, FeatureSpec
@@ -226,10 +226,12 @@ def predict(
             else _pieces(frame, chunk_size)
         )
         totals = pass_.totals()
+        # coded pieces kept for the counterfactual pass need arrays of their own
+        space = None if counterfactual and in_memory else Workspace()
         done = 0
         with closing(pieces):  # an error here stops the file's reader thread too
             for offset, chunk, where in pieces:
-                pairs_i, coded = pass_.run(chunk, offset, where, totals)
+                pairs_i, coded = pass_.run(chunk, offset, where, totals, space)
                 quality = quality + coded.quality
                 if pairs_i is not None:
                     pairs.append(pairs_i)
@@ -289,7 +291,8 @@ def predict(
         factors = _with_counterfactual(factors, view, cached, cells)
     elif counterfactual:  # a second pass over the file, in batches
         with closing(_file_pieces(file_src, pass_, chunk_size)) as second:
-            coded_frames = (pass_.prepare(c, o, w)[1] for o, c, w in second)
+            space = Workspace()  # each piece is used before the next is coded
+            coded_frames = (pass_.prepare(c, o, w, space)[1] for o, c, w in second)
             factors = _with_counterfactual(factors, view, coded_frames, cells)
     table["lead_policy_area"] = table["territory"].map(factors.lead_policy_area)
     lv = classify_risk(table, regions, levels, n_levels, level_scope, thresholds)
@@ -419,12 +422,17 @@ class _Pass:
     ages: tuple[str, float, float] | None = None
 
     def prepare(
-        self, chunk: pd.DataFrame, offset: int, where: str
+        self,
+        chunk: pd.DataFrame,
+        offset: int,
+        where: str,
+        space: Workspace | None = None,
     ) -> tuple[pd.DataFrame, CodedFrame]:
         """The rows within the age range, and their coding; rows outside the
-        range are counted in the coding's quality record, never lost."""
+        range are counted in the coding's quality record, never lost. With
+        `space`, the coding is valid until the next piece coded in it."""
         if self.ages is None:
-            return chunk, self.encode(chunk, offset, where)
+            return chunk, self.encode(chunk, offset, where, space=space)
         column, lo, hi = self.ages
         if column not in chunk.columns:
             raise SchemaError(
@@ -435,10 +443,10 @@ class _Pass:
         age = pd.to_numeric(chunk[column], errors="coerce")
         outside = (age.notna() & ~age.between(lo, hi)).to_numpy()
         if not outside.any():
-            return chunk, self.encode(chunk, offset, where)
+            return chunk, self.encode(chunk, offset, where, space=space)
         inside = chunk[~outside]
         numbers = offset + np.flatnonzero(~outside)
-        coded = self.encode(inside, offset, where, numbers)
+        coded = self.encode(inside, offset, where, numbers, space)
         n_out = int(outside.sum())
         reason = f"outside the age range {lo:g}-{hi:g} ('{column}')"
         quality = coded.quality + DataQuality(n_out, 0, {reason: n_out})
@@ -450,6 +458,7 @@ class _Pass:
         offset: int,
         where: str,
         numbers: np.ndarray | None = None,
+        space: Workspace | None = None,
     ) -> CodedFrame:
         if self.source is None:  # in-memory pieces: detected on the first one
             self.source = self.spec.detect_source(
@@ -473,6 +482,7 @@ class _Pass:
             row_offset=offset,
             unknown_as=self.unknown_as,
             row_numbers=numbers,
+            workspace=space,
         )
 
     def totals(self) -> PassTotals:
@@ -480,10 +490,16 @@ class _Pass:
         return PassTotals(self.view.scorer, self.view.layout, self.kernel)
 
     def run(
-        self, chunk: pd.DataFrame, offset: int, where: str, totals: PassTotals
+        self,
+        chunk: pd.DataFrame,
+        offset: int,
+        where: str,
+        totals: PassTotals,
+        space: Workspace | None = None,
     ) -> tuple[pd.DataFrame | None, CodedFrame]:
-        """Add one piece to `totals`; its (territory, region) pairs, coding."""
-        chunk, coded = self.prepare(chunk, offset, where)
+        """Add one piece to `totals`; its (territory, region) pairs, coding
+        (in `space` when given, see :meth:`prepare`)."""
+        chunk, coded = self.prepare(chunk, offset, where, space)
         if coded.n == 0:
             return None, coded
         cell, keys = _cells(coded, chunk, self.by, self.spec)
@@ -543,8 +559,10 @@ def _partition_pass(
 ) -> tuple[TerritoryStats | None, pd.DataFrame | None, DataQuality]:
     """One Dask partition: its statistics added up, its pairs, its rows."""
     totals, pairs, quality = pass_.totals(), [], DataQuality()
+    space = Workspace()
     for offset, chunk, _ in _pieces(part, chunk_size):
-        p, coded = pass_.run(chunk, offset, f"partition {index} of the frame", totals)
+        where = f"partition {index} of the frame"
+        p, coded = pass_.run(chunk, offset, where, totals, space)
         quality = quality + coded.quality
         if p is not None:
             pairs.append(p)

@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.stats as st
 
 from clrisk.exceptions import CoverageWarning, InvalidParameterError
-from clrisk.features import CodedFrame
+from clrisk.features import CodedFrame, Workspace
 from clrisk.projection import _file_pieces, _Pass, _pieces
 from clrisk.scoring import accumulate
 from clrisk.spec import FeatureSpec
@@ -200,9 +200,10 @@ def simulate(
 
     width = view.layout.width
     keys, blocks = [], []
+    space = Workspace()  # each piece is used before the next is coded
     with closing(iter(pieces)) as rows:  # an error here stops a file's reader
         for offset, chunk, where in rows:
-            _, coded = pass_.prepare(chunk, offset, where)
+            _, coded = pass_.prepare(chunk, offset, where, space)
             if coded.n == 0:
                 continue
             assert coded.territory is not None

@@ -197,6 +197,9 @@ def _parquet(path: Path) -> FrameSource:
         offset = 0
         schema = meta.schema_arrow
         text = [c for c in text_columns if c in columns and _is_text(schema, c)]
+        # not memory-mapped: that saves copying column chunks (about 15% of
+        # the read's CPU time) but counts every page of the file read so far
+        # in the process's resident memory (2.8 GB for a 2.2 GB file)
         reader = pq.ParquetFile(path, pre_buffer=False, read_dictionary=text)
         it = reader.iter_batches(batch_size=size, columns=list(columns))
         while True:

@@ -14,6 +14,8 @@ from clrisk.datasets import demo_spec
 from clrisk.exceptions import DataValidationError, InvalidParameterError, SchemaError
 from clrisk.features import (
     CodedFrame,
+    Workspace,
+    _sorted_text_codes,
     design_matrix,
     encode,
     indicator_values,
@@ -130,7 +132,7 @@ def test_survey_and_census_codes_of_hand_built_children_agree() -> None:
         np.testing.assert_allclose(coded.numerics, expected_numerics, rtol=1e-15)
         assert coded.territories.tolist() == ["05001", "05004", "10001"]
         assert coded.territory.tolist() == [0, 1, 2]
-        assert coded.codes.dtype == np.int16
+        assert coded.codes.dtype == np.int8  # no feature has over 127 levels
         assert coded.numerics.dtype == np.float64
         assert coded.quality.rows_used == 3 and coded.quality.reconciles
     np.testing.assert_array_equal(a.codes, b.codes)
@@ -193,6 +195,78 @@ def test_to_text_codes_normalises_numbers_and_blanks() -> None:
     text = [uniques[c] if c >= 0 else None for c in codes]
     assert text == ["1", "1", "1", "1", "2.5", None, "a", "1"]
     assert codes.dtype == np.int64
+
+
+@settings(max_examples=60)
+@given(
+    values=st.lists(
+        st.sampled_from(["05001", " 05001", "05004", "10001", "a", None]),
+        min_size=0,
+        max_size=30,
+    ),
+    unused=st.lists(st.sampled_from(["99999", "05002", "x "]), max_size=3),
+    shuffle=st.randoms(use_true_random=False),
+)
+def test_sorted_text_codes_same_for_categorical_and_text(
+    values: list[str | None], unused: list[str], shuffle: object
+) -> None:
+    """A Parquet dictionary column (categorical, with unused categories in any
+    order) codes like the same values as text: sorted distinct codes present,
+    blanks stripped, missing values -1."""
+    cats = list(dict.fromkeys([v for v in values if v is not None] + unused))
+    shuffle.shuffle(cats)  # type: ignore[attr-defined]
+    as_text = pd.Series(values, dtype=object)
+    as_cat = pd.Series(pd.Categorical(values, categories=cats))
+    expected = sorted({v.strip() for v in values if v is not None})
+    for col in (as_text, as_cat):
+        index, distinct = _sorted_text_codes(col)
+        assert list(distinct) == expected
+        assert index.dtype == np.int64
+        decoded = [distinct[i] if i >= 0 else None for i in index]
+        assert decoded == [v.strip() if v is not None else None for v in values]
+
+
+def test_codes_are_int16_beyond_127_levels() -> None:
+    levels = tuple(f"l{k}" for k in range(200))
+    feat = Feature("f", "categorical", {"s": Source("raw")}, levels=levels)
+    spec = FeatureSpec([feat], train_source="s", frame_source="s")
+    table = pd.DataFrame({"raw": ["l0", "l199", "l150"]})
+    coded = encode(spec, table, source="s")
+    assert coded.codes.dtype == np.int16
+    assert coded.codes[:, 0].tolist() == [0, 199, 150]
+
+
+def test_workspace_reuses_memory_and_codes_the_same(country: clrisk.Country) -> None:
+    """Pieces coded in one workspace (largest first, then smaller, then larger
+    again) equal pieces coded on their own; the arrays are the workspace's."""
+    space = Workspace()
+    census = country.census
+    kept: list[np.ndarray] = []
+    for start, stop in [(0, 500), (500, 520), (520, 1400)]:
+        piece = census.iloc[start:stop]
+        kw = dict(source="census", territory="municipio", indicators=country.indicators)
+        alone = encode(country.spec, piece, **kw)  # type: ignore[arg-type]
+        shared = encode(country.spec, piece, workspace=space, **kw)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(shared.codes, alone.codes)
+        np.testing.assert_array_equal(shared.numerics, alone.numerics)
+        np.testing.assert_array_equal(shared.territory, alone.territory)
+        assert list(shared.territories) == list(alone.territories)
+        assert shared.codes.flags.f_contiguous and shared.numerics.flags.f_contiguous
+        kept.append(shared.codes)
+    # the first two pieces share memory (the second fits in the first's);
+    # the third, larger, needed more
+    assert np.shares_memory(kept[0], kept[1])
+    assert not np.shares_memory(kept[1], kept[2])
+
+
+def test_numeric_sum_overflow_is_not_mistaken_for_bad_values() -> None:
+    """Huge finite values whose sum overflows are kept; infinities are not."""
+    feat = Feature("x", "numeric", {"s": Source("x")})
+    spec = FeatureSpec([feat], train_source="s", frame_source="s")
+    coded = encode(spec, pd.DataFrame({"x": [1e308, 1e308, 1.0]}), source="s")
+    assert coded.numerics[:, 0].tolist() == [1e308, 1e308, 1.0]
+    with pytest.raises(DataValidationError, match="infinite"):
+        encode(spec, pd.DataFrame({"x": [1e308, -np.inf, 1.0]}), source="s")
 
 
 @given(data=st.data())
