@@ -24,7 +24,10 @@ atomics); the accumulators are summed at the end. Three things make it fast:
   one update per row.
 
 The probit link keeps a per-row ``erfc`` (no vectorised form); all else is
-shared. The compiled code is cached on disk (numba's cache), so only the first
+shared. The counterfactual risks of the factor decomposition (the risk with
+every row's linear predictor shifted by a per-cell amount, once per feature)
+reuse the same blocks: :func:`shifted_risk_compiled` computes η once per row
+and the link once per row and shift. The compiled code is cached on disk (numba's cache), so only the first
 call on a machine pays the compilation.
 
 numba is an optional dependency (``pip install "clrisk[fast]"``): without it,
@@ -48,10 +51,15 @@ from clrisk.exceptions import InvalidParameterError
 # compiled, after _compiled() has set the name.
 numba: Any = None
 _KERNEL: Any = None
+_SHIFTED: Any = None
 _dot: Any = None
 _add_run: Any = None
 _add_pair_run: Any = None
+_eta_block: Any = None
+_link_block: Any = None
+_runs: Any = None
 _rows: Any = None
+_shifted_rows: Any = None
 _marginals: Any = None
 
 __all__ = [
@@ -65,9 +73,17 @@ __all__ = [
     "accumulate_compiled",
     "available",
     "choose_cap",
+    "shifted_risk_compiled",
 ]
 
 Blocks = tuple[bool, bool]  # (x block: Σw·x, g block: Σw·f·x)
+# the fitted model as the compiled code reads it (see _model): intercept,
+# numeric coefficients, features in group order, their numbers of levels,
+# start of each group among them, joint-code tables, start of each group's
+# table, probit link
+Model = tuple[
+    float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool
+]
 
 BLOCK = 2048  # rows per block: the block's work arrays stay in the L2 cache
 CAP = 4096  # largest joint number of levels of a group, for the lookups alone
@@ -278,20 +294,132 @@ def _add_pair_run_py(
         sums[2 * (n_joint + q) + 1] += _dot(u[i0:i1], x, i1 - i0)
 
 
+def _eta_block_py(
+    codes: np.ndarray,
+    numerics: np.ndarray,
+    r0: int,
+    k: int,
+    model: Model,
+    jc: np.ndarray,
+    eta: np.ndarray,
+) -> None:  # pragma: no cover - compiled by numba; tested through the kernel
+    """The joint codes `jc` and linear predictor `eta` of rows ``r0..r0+k``."""
+    intercept, beta_num, feat, feat_levels, gstart, jlut, joff, _ = model
+    n_num = numerics.shape[1]
+    n_groups = gstart.shape[0] - 1
+    # joint code of each group, feature by feature (SIMD over rows)
+    for g in range(n_groups):
+        jg = jc[g]
+        col = codes[r0 : r0 + k, feat[gstart[g]]]
+        for i in range(k):
+            jg[i] = np.uint16(col[i])
+        for m in range(gstart[g] + 1, gstart[g + 1]):
+            col = codes[r0 : r0 + k, feat[m]]
+            L = np.uint16(feat_levels[m])
+            for i in range(k):
+                jg[i] = np.uint16(jg[i] * L) + np.uint16(col[i])
+    # linear predictor
+    for i in range(k):
+        eta[i] = intercept
+    for q in range(n_num):
+        b = beta_num[q]
+        x = numerics[r0 : r0 + k, q]
+        for i in range(k):
+            eta[i] += b * x[i]
+    for g in range(n_groups):
+        jg = jc[g]
+        t_g = jlut[joff[g] : joff[g + 1]]
+        for i in range(k):
+            eta[i] += t_g[jg[i]]
+
+
+def _link_block_py(
+    eta: np.ndarray,
+    ww: np.ndarray,
+    k: int,
+    probit: bool,
+    density: bool,
+    wp: np.ndarray,
+    wf: np.ndarray,
+    poly: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+) -> None:  # pragma: no cover - compiled by numba; tested through the kernel
+    """``wp = w·p`` and, when `density`, ``wf = w·f`` (f = dp/dη) for the
+    first `k` rows of a block; `poly`, `s1`, `s2` are work arrays."""
+    if probit:
+        for i in range(k):
+            wp[i] = ww[i] * 0.5 * math.erfc(-eta[i] / _SQRT2)
+        if density:
+            for i in range(k):
+                e = eta[i]
+                wf[i] = ww[i] * math.exp(-0.5 * e * e) / _SQRT_2PI
+        return
+    # z = exp(-|eta|) = 2**-n * exp(r), r = n*ln2 - |eta|
+    for i in range(k):
+        a = min(abs(eta[i]), _MAX_A)
+        kf = np.floor(a * _LOG2E + 0.5)
+        r = (kf * _LN2_HI - a) + kf * _LN2_LO
+        y = _C[0]
+        y = y * r + _C[1]
+        y = y * r + _C[2]
+        y = y * r + _C[3]
+        y = y * r + _C[4]
+        y = y * r + _C[5]
+        y = y * r + _C[6]
+        y = y * r + _C[7]
+        y = y * r + _C[8]
+        y = y * r + _C[9]
+        y = y * r + _C[10]
+        y = y * r + _C[11]
+        y = y * r + _C[12]
+        y = y * r + _C[13]
+        poly[i] = y
+        ki = np.int64(kf)
+        h = ki >> 1
+        s1[i] = (1023 - h) << 52  # 2**-h and 2**-(n-h): both normal
+        s2[i] = (1023 - (ki - h)) << 52
+    f1 = s1.view(np.float64)
+    f2 = s2.view(np.float64)
+    if density:
+        for i in range(k):
+            z = poly[i] * f1[i] * f2[i]
+            u = 1.0 / (1.0 + z)  # the larger of p and 1 - p
+            p = u if eta[i] >= 0.0 else z * u
+            wp[i] = ww[i] * p
+            wf[i] = ww[i] * (z * u * u)
+    else:
+        for i in range(k):
+            z = poly[i] * f1[i] * f2[i]
+            u = 1.0 / (1.0 + z)
+            wp[i] = ww[i] * (u if eta[i] >= 0.0 else z * u)
+
+
+def _runs_py(
+    cb: np.ndarray, k: int, starts: np.ndarray
+) -> int:  # pragma: no cover - compiled by numba; tested through the kernel
+    """Starts of the runs of equal cells among the first `k` rows, then `k`:
+    returns the number of runs."""
+    n_runs = 0
+    i0 = 0
+    while i0 < k:
+        starts[n_runs] = i0
+        n_runs += 1
+        c = cb[i0]
+        i0 += 1
+        while i0 < k and cb[i0] == c:
+            i0 += 1
+    starts[n_runs] = k
+    return n_runs
+
+
 def _rows_py(
     codes: np.ndarray,
     numerics: np.ndarray,
     cell: np.ndarray,
     weight: np.ndarray,
     has_weight: bool,
-    intercept: float,
-    beta_num: np.ndarray,
-    feat: np.ndarray,
-    feat_levels: np.ndarray,
-    gstart: np.ndarray,
-    jlut: np.ndarray,
-    joff: np.ndarray,
-    probit: bool,
+    model: Model,
     acc: np.ndarray,
     do_x: bool,
     do_g: bool,
@@ -300,6 +428,7 @@ def _rows_py(
     block: int,
 ) -> None:  # pragma: no cover - compiled by numba; tested through the kernel
     """Rows ``lo..hi`` added to one thread's sums `acc` (n_cells, width)."""
+    gstart, joff, probit = model[4], model[6], model[7]
     n_num = numerics.shape[1]
     n_groups = gstart.shape[0] - 1
     n_joint = joff[n_groups]
@@ -314,35 +443,10 @@ def _rows_py(
     poly = np.empty(block)
     s1 = np.empty(block, dtype=np.int64)
     s2 = np.empty(block, dtype=np.int64)
-    f1 = s1.view(np.float64)
-    f2 = s2.view(np.float64)
     one = np.ones(block)
     for r0 in range(lo, hi, block):
         k = min(block, hi - r0)
-        # joint code of each group, feature by feature (SIMD over rows)
-        for g in range(n_groups):
-            jg = jc[g]
-            col = codes[r0 : r0 + k, feat[gstart[g]]]
-            for i in range(k):
-                jg[i] = np.uint16(col[i])
-            for m in range(gstart[g] + 1, gstart[g + 1]):
-                col = codes[r0 : r0 + k, feat[m]]
-                L = np.uint16(feat_levels[m])
-                for i in range(k):
-                    jg[i] = np.uint16(jg[i] * L) + np.uint16(col[i])
-        # linear predictor
-        for i in range(k):
-            eta[i] = intercept
-        for q in range(n_num):
-            b = beta_num[q]
-            x = numerics[r0 : r0 + k, q]
-            for i in range(k):
-                eta[i] += b * x[i]
-        for g in range(n_groups):
-            jg = jc[g]
-            t_g = jlut[joff[g] : joff[g + 1]]
-            for i in range(k):
-                eta[i] += t_g[jg[i]]
+        _eta_block(codes, numerics, r0, k, model, jc, eta)
         if has_weight:
             wr = weight[r0 : r0 + k]
             for i in range(k):
@@ -351,43 +455,9 @@ def _rows_py(
             for i in range(k):
                 ww[i] = 1.0
         # probability p and density f = dp/deta, weighted
-        if probit:
-            for i in range(k):
-                e = eta[i]
-                wp[i] = ww[i] * 0.5 * math.erfc(-e / _SQRT2)
-                wf[i] = ww[i] * math.exp(-0.5 * e * e) / _SQRT_2PI
-        else:
-            # z = exp(-|eta|) = 2**-n * exp(r), r = n*ln2 - |eta|
-            for i in range(k):
-                a = min(abs(eta[i]), _MAX_A)
-                kf = np.floor(a * _LOG2E + 0.5)
-                r = (kf * _LN2_HI - a) + kf * _LN2_LO
-                y = _C[0]
-                y = y * r + _C[1]
-                y = y * r + _C[2]
-                y = y * r + _C[3]
-                y = y * r + _C[4]
-                y = y * r + _C[5]
-                y = y * r + _C[6]
-                y = y * r + _C[7]
-                y = y * r + _C[8]
-                y = y * r + _C[9]
-                y = y * r + _C[10]
-                y = y * r + _C[11]
-                y = y * r + _C[12]
-                y = y * r + _C[13]
-                poly[i] = y
-                ki = np.int64(kf)
-                h = ki >> 1
-                s1[i] = (1023 - h) << 52  # 2**-h and 2**-(n-h): both normal
-                s2[i] = (1023 - (ki - h)) << 52
-            for i in range(k):
-                z = poly[i] * f1[i] * f2[i]
-                u = 1.0 / (1.0 + z)  # the larger of p and 1 - p
-                p = u if eta[i] >= 0.0 else z * u
-                wp[i] = ww[i] * p
-                wf[i] = ww[i] * (z * u * u)
-        # accumulate run by run: rows of one cell add their totals once
+        _link_block(eta, ww, k, probit, True, wp, wf, poly, s1, s2)
+        # accumulate run by run: rows of one cell add their totals once (runs
+        # found here rather than by _runs: measured 5-10% faster)
         cb = cell[r0 : r0 + k]
         i0 = 0
         while i0 < k:
@@ -410,20 +480,62 @@ def _rows_py(
             i0 = i1
 
 
+def _shifted_rows_py(
+    codes: np.ndarray,
+    numerics: np.ndarray,
+    cell: np.ndarray,
+    weight: np.ndarray,
+    has_weight: bool,
+    model: Model,
+    shifts_t: np.ndarray,
+    acc: np.ndarray,
+    lo: int,
+    hi: int,
+    block: int,
+) -> None:  # pragma: no cover - compiled by numba; tested through it
+    """Rows ``lo..hi``: ``acc[c, j] += w·F(η - shifts_t[j, c])`` for every
+    shift j (one thread's sums, shape (n_cells, n_shifts))."""
+    gstart, probit = model[4], model[7]
+    n_groups = gstart.shape[0] - 1
+    jc = np.zeros((max(n_groups, 1), block), dtype=np.uint16)
+    eta = np.empty(block)
+    moved = np.empty(block)
+    ww = np.empty(block)
+    wp = np.empty(block)
+    poly = np.empty(block)
+    s1 = np.empty(block, dtype=np.int64)
+    s2 = np.empty(block, dtype=np.int64)
+    starts = np.empty(block + 1, dtype=np.int64)
+    one = np.ones(block)
+    for r0 in range(lo, hi, block):
+        k = min(block, hi - r0)
+        _eta_block(codes, numerics, r0, k, model, jc, eta)
+        if has_weight:
+            wr = weight[r0 : r0 + k]
+            for i in range(k):
+                ww[i] = wr[i]
+        else:
+            for i in range(k):
+                ww[i] = 1.0
+        cb = cell[r0 : r0 + k]
+        n_runs = _runs(cb, k, starts)
+        for j in range(shifts_t.shape[0]):
+            shift = shifts_t[j]
+            for i in range(k):
+                moved[i] = eta[i] - shift[cb[i]]
+            _link_block(moved, ww, k, probit, False, wp, wp, poly, s1, s2)
+            for run in range(n_runs):
+                i0, i1 = starts[run], starts[run + 1]
+                acc[cb[i0], j] += _dot(wp[i0:i1], one, i1 - i0)
+
+
 def _kernel_py(
     codes: np.ndarray,
     numerics: np.ndarray,
     cell: np.ndarray,
     weight: np.ndarray,
     has_weight: bool,
-    intercept: float,
-    beta_num: np.ndarray,
-    feat: np.ndarray,
-    feat_levels: np.ndarray,
-    gstart: np.ndarray,
-    jlut: np.ndarray,
-    joff: np.ndarray,
-    probit: bool,
+    model: Model,
     do_x: bool,
     do_g: bool,
     acc: np.ndarray,
@@ -439,32 +551,40 @@ def _kernel_py(
     n = codes.shape[0]
     n_threads = acc.shape[0]
     for t in numba.prange(n_threads):
+        lo, hi = t * n // n_threads, (t + 1) * n // n_threads
         _rows(
-            codes,
-            numerics,
-            cell,
-            weight,
-            has_weight,
-            intercept,
-            beta_num,
-            feat,
-            feat_levels,
-            gstart,
-            jlut,
-            joff,
-            probit,
-            acc[t],
-            do_x,
-            do_g,
-            t * n // n_threads,
-            (t + 1) * n // n_threads,
-            block,
-        )
+            codes, numerics, cell, weight, has_weight, model, acc[t], do_x, do_g,
+            lo, hi, block,
+        )  # fmt: skip
+
+
+def _shifted_kernel_py(
+    codes: np.ndarray,
+    numerics: np.ndarray,
+    cell: np.ndarray,
+    weight: np.ndarray,
+    has_weight: bool,
+    model: Model,
+    shifts_t: np.ndarray,
+    acc: np.ndarray,
+    block: int,
+) -> None:  # pragma: no cover - compiled by numba; tested through it
+    """:func:`_shifted_rows_py` over all rows, one range per thread, each into
+    its own slice ``acc[t]`` of shape (n_cells, n_shifts)."""
+    n = codes.shape[0]
+    n_threads = acc.shape[0]
+    for t in numba.prange(n_threads):
+        lo, hi = t * n // n_threads, (t + 1) * n // n_threads
+        _shifted_rows(
+            codes, numerics, cell, weight, has_weight, model, shifts_t, acc[t],
+            lo, hi, block,
+        )  # fmt: skip
 
 
 def _compiled() -> Any:
-    """The compiled kernel (numba imported and the function wrapped once)."""
-    global numba, _KERNEL, _dot, _add_run, _add_pair_run, _rows, _marginals
+    """The compiled kernel (numba imported and the functions wrapped once)."""
+    global numba, _KERNEL, _SHIFTED, _dot, _add_run, _add_pair_run, _marginals
+    global _eta_block, _link_block, _runs, _rows, _shifted_rows
     if _KERNEL is None:
         import numba as _numba
 
@@ -474,13 +594,103 @@ def _compiled() -> Any:
         _add_run = jit(_add_run_py)
         _add_pair_run = jit(_add_pair_run_py)
         _marginals = jit(_marginals_py)
+        _eta_block = jit(_eta_block_py)
+        _link_block = jit(_link_block_py)
+        _runs = jit(_runs_py)
         # the rows of one thread: compiled as plain code (the parallel wrapper
         # stays small, which keeps numba's parallel compilation short)
-        _rows = numba.njit(cache=True, nogil=True, error_model="numpy")(_rows_py)
-        _KERNEL = numba.njit(
+        _rows = jit(_rows_py)
+        _shifted_rows = jit(_shifted_rows_py)
+        parallel = numba.njit(
             parallel=True, cache=True, nogil=True, error_model="numpy"
-        )(_kernel_py)
+        )
+        _SHIFTED = parallel(_shifted_kernel_py)
+        _KERNEL = parallel(_kernel_py)
     return _KERNEL
+
+
+def _model(scorer: Any, groups: Groups) -> Model:
+    """The fitted model for the compiled code, features packed in `groups`."""
+    feat = np.array([j for m in groups.members for j in m], dtype=np.int64)
+    sizes = np.asarray(groups.sizes, dtype=np.int64)
+    bounds = np.cumsum([0, *[len(m) for m in groups.members]]).astype(np.int64)
+    return (
+        float(scorer.intercept),
+        np.asarray(scorer.beta_numeric, dtype=np.float64),
+        feat,
+        sizes[feat],
+        bounds,
+        groups.tables(tuple(scorer.luts)),
+        groups.offsets,
+        scorer.link == "probit",
+    )
+
+
+def _groups(sizes: tuple[int, ...], cap: int) -> Groups:
+    """:meth:`Groups.pack`, refusing joint codes beyond the kernel's uint16."""
+    groups = Groups.pack(sizes, cap)
+    if max(groups.joint_sizes, default=0) > _MAX_JOINT:
+        raise InvalidParameterError(
+            f"A group of features has more than {_MAX_JOINT:,} joint levels "
+            f"(cap {cap}, level sizes {sizes}); use a smaller cap or the numpy "
+            "kernel."
+        )
+    return groups
+
+
+def _writable_weight(weight: np.ndarray | None) -> np.ndarray:
+    """The weights as a writable float64 array (a placeholder when None): numba
+    compiles read-only arrays (zero-copy from Arrow, pandas' copy-on-write)
+    apart."""
+    if weight is None:
+        return np.zeros(1)
+    return np.require(weight, dtype=np.float64, requirements=["W"])
+
+
+def shifted_risk_compiled(
+    scorer: Any,
+    codes: np.ndarray,
+    numerics: np.ndarray,
+    cell: np.ndarray,
+    shifts: np.ndarray,
+    weight: np.ndarray | None,
+) -> np.ndarray:
+    """Σ w·F(η - shift) per cell for each column of `shifts`, as
+    :func:`clrisk.scoring.shifted_risk` (the counterfactual risks of the
+    factor decomposition), in one multi-threaded pass: η is computed once per
+    row and the link evaluated in SIMD blocks for every shift.
+
+    Parameters
+    ----------
+    scorer : Scorer
+    codes : ndarray of shape (n_rows, n_categorical), integer
+    numerics : ndarray of shape (n_rows, n_numeric), float64
+    cell : ndarray of shape (n_rows,), integer in ``0..n_cells-1``
+    shifts : ndarray of shape (n_cells, n_shifts)
+    weight : ndarray of shape (n_rows,), optional
+
+    Returns
+    -------
+    ndarray of shape (n_cells, n_shifts)
+    """
+    _compiled()
+    n_cells, n_shifts = shifts.shape
+    sizes = tuple(len(lut) for lut in scorer.luts)
+    model = _model(scorer, _groups(sizes, CAP))
+    n_threads = int(numba.get_num_threads())
+    acc = np.zeros((n_threads, n_cells, n_shifts))
+    _SHIFTED(
+        codes,
+        numerics,
+        np.asarray(cell, dtype=np.int64),
+        _writable_weight(weight),
+        weight is not None,
+        model,
+        np.ascontiguousarray(shifts.T, dtype=np.float64),
+        acc,
+        BLOCK,
+    )
+    return np.asarray(acc.sum(axis=0))
 
 
 def choose_cap(
@@ -621,30 +831,13 @@ class Accumulator:
             )
         if self._groups is None or n_cells > self._acc.shape[1]:
             self._reserve(n_cells)
-        assert self._groups is not None
-        groups = self._groups
-        has_weight = weight is not None
-        # a writable float64 copy of a read-only weight (zero-copy from Arrow or
-        # pandas' copy-on-write): numba compiles read-only arrays apart
-        w = (
-            np.require(weight, dtype=np.float64, requirements=["W"])
-            if has_weight
-            else np.zeros(1)
-        )
         _KERNEL(
             codes,
             numerics,
             cell,
-            w,
-            has_weight,
-            float(self.scorer.intercept),
-            np.asarray(self.scorer.beta_numeric, dtype=np.float64),
-            self._feat,
-            self._feat_levels,
-            self._bounds,
-            self._tables,
-            groups.offsets,
-            self.scorer.link == "probit",
+            _writable_weight(weight),
+            weight is not None,
+            self._model,
             bool(self.blocks[0]),
             bool(self.blocks[1]),
             self._acc,
@@ -686,21 +879,9 @@ class Accumulator:
         if self._groups is not None and cap != self._cap:
             self._set_aside()
         if self._groups is None:
-            groups = Groups.pack(tuple(self.layout.level_sizes), cap)
-            if max(groups.joint_sizes, default=0) > _MAX_JOINT:
-                raise InvalidParameterError(
-                    f"A group of features has more than {_MAX_JOINT:,} joint levels "
-                    f"(cap {cap}, level sizes {self.layout.level_sizes}); use a "
-                    "smaller cap or the numpy kernel."
-                )
+            groups = _groups(tuple(self.layout.level_sizes), cap)
             self._cap, self._groups = cap, groups
-            feat = [j for m in groups.members for j in m]
-            self._feat = np.array(feat, dtype=np.int64)
-            sizes = np.asarray(self.layout.level_sizes, dtype=np.int64)
-            self._feat_levels = sizes[self._feat]
-            bounds = np.cumsum([0, *[len(m) for m in groups.members]])
-            self._bounds = bounds.astype(np.int64)
-            self._tables = groups.tables(tuple(self.scorer.luts))
+            self._model = _model(self.scorer, groups)
             self._acc = np.zeros((self.n_threads, 0, self._width(cap)))
         old = self._acc.shape[1]
         if n_cells > old:

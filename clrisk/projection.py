@@ -288,12 +288,12 @@ def predict(
         territories=list(cells.keys["territory"]),
     )
     if counterfactual and file_src is None:
-        factors = _with_counterfactual(factors, view, cached, cells)
+        factors = _with_counterfactual(factors, view, cached, cells, kernel)
     elif counterfactual:  # a second pass over the file, in batches
         with closing(_file_pieces(file_src, pass_, chunk_size)) as second:
             space = Workspace()  # each piece is used before the next is coded
             coded_frames = (pass_.prepare(c, o, w, space)[1] for o, c, w in second)
-            factors = _with_counterfactual(factors, view, coded_frames, cells)
+            factors = _with_counterfactual(factors, view, coded_frames, cells, kernel)
     table["lead_policy_area"] = table["territory"].map(factors.lead_policy_area)
     lv = classify_risk(table, regions, levels, n_levels, level_scope, thresholds)
     table.insert(table.columns.get_loc("lead_policy_area"), "level", lv.labels)
@@ -753,6 +753,7 @@ def _with_counterfactual(
     view: ModelView,
     cached: Iterable[CodedFrame],
     cells: TerritoryStats,
+    kernel: str,
 ) -> FactorWeights:
     names = pd.Index(cells.keys["territory"], dtype=object)
     shifts = factors.gaps.to_numpy()
@@ -764,7 +765,13 @@ def _with_counterfactual(
         glob = names.get_indexer(pd.Index(coded.territories, dtype=object))
         cell = glob[coded.territory]
         total += shifted_risk(
-            view.scorer, coded.codes, coded.numerics, cell, shifts, coded.weight
+            view.scorer,
+            coded.codes,
+            coded.numerics,
+            cell,
+            shifts,
+            coded.weight,
+            kernel=kernel,
         )
     cf = 100 * total / cells.sums[:, 1:2]
     return replace(

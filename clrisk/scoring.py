@@ -231,6 +231,8 @@ def shifted_risk(
     cell: np.ndarray,
     shifts: np.ndarray,
     weight: np.ndarray | None,
+    *,
+    kernel: str = "auto",
 ) -> np.ndarray:
     """Σ w·F(η - shift) per cell for each column of `shifts`.
 
@@ -238,11 +240,20 @@ def shifted_risk(
     ----------
     shifts : ndarray of shape (n_cells, n_shifts)
         Shift of the linear predictor of every row in a cell.
+    kernel : {"auto", "compiled", "numpy"}, default "auto"
+        As in :func:`accumulate`: the compiled pass
+        (:func:`clrisk.kernel.shifted_risk_compiled`) or this plain-numpy
+        reference; the same sums to rounding.
 
     Returns
     -------
     ndarray of shape (n_cells, n_shifts)
     """
+    _check_kernel(kernel)
+    if kernel != "numpy" and compiled.available():
+        return compiled.shifted_risk_compiled(
+            scorer, codes, numerics, cell, shifts, weight
+        )
     n_cells, k = shifts.shape
     w = np.ones(codes.shape[0]) if weight is None else weight
     eta = scorer.linear_predictor(codes, numerics)
