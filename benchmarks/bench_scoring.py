@@ -21,7 +21,10 @@ run and on the same data:
     ``clrisk.predict`` computes);
 (d) the numpy reference kernel, for the speed-up of compiling;
 (e) cold start: the first call in a fresh process with an empty numba cache
-    (compilation) and with the cache filled (loading).
+    (compilation) and with the cache filled (loading);
+(f) at up to 10M rows, the counterfactual pass of the factor decomposition
+    (``clrisk.scoring.shifted_risk``: every row's risk with its linear
+    predictor shifted once per feature), numpy reference and compiled.
 
 The grouping of features into joint codes is chosen by the kernel as in
 ``clrisk.predict`` (``clrisk.kernel.choose_cap``): 256 joint levels for (i), 64
@@ -52,7 +55,7 @@ import pandas as pd
 from provenance import provenance
 
 from clrisk import kernel
-from clrisk.scoring import Scorer, StatsLayout, accumulate_reference
+from clrisk.scoring import Scorer, StatsLayout, accumulate_reference, shifted_risk
 
 RESULTS = Path(__file__).parent / "results" / "scoring.jsonl"
 N_CAT, N_NUM, N_TERR = 20, 5, 2000
@@ -140,14 +143,17 @@ def naive(frame: dict[str, np.ndarray], scorer: Scorer) -> np.ndarray:
 
 
 def cold_start() -> dict[str, float]:
-    """First-call seconds in fresh processes: empty numba cache, then filled."""
+    """First-call seconds in fresh processes, with an empty numba cache and
+    then with it filled: the one-pass kernel, then the counterfactual pass."""
     code = (
         "import time, numpy as np;t0=time.perf_counter();"
         "from clrisk import kernel;from clrisk.scoring import Scorer, StatsLayout;"
         "s=Scorer(0.1,(np.zeros(3),),np.zeros(1),'logit');"
-        "kernel.accumulate_compiled(s,np.zeros((10,1),np.int8,order='F'),"
-        "np.zeros((10,1),order='F'),np.zeros(10,np.int32),2,None,StatsLayout((3,),1));"
-        "print(time.perf_counter()-t0)"
+        "c=np.zeros((10,1),np.int8,order='F');x=np.zeros((10,1),order='F');"
+        "kernel.accumulate_compiled(s,c,x,np.zeros(10,np.int32),2,None,"
+        "StatsLayout((3,),1));t1=time.perf_counter();"
+        "kernel.shifted_risk_compiled(s,c,x,np.zeros(10,np.int64),np.zeros((1,2)),None);"
+        "print(t1-t0,time.perf_counter()-t1)"
     )
     out = {}
     with tempfile.TemporaryDirectory() as cache:
@@ -160,7 +166,30 @@ def cold_start() -> dict[str, float]:
                 capture_output=True,
                 text=True,
             )
-            out[name] = float(done.stdout.strip())
+            first, shifted = (float(v) for v in done.stdout.split())
+            out[name] = first
+            out[f"counterfactual_{name}"] = shifted
+    return out
+
+
+def counterfactual(
+    frame: dict[str, np.ndarray], scorer: Scorer, repeats: int
+) -> dict[str, dict[str, float]]:
+    """The counterfactual pass of the factor decomposition (one shift of the
+    linear predictor per territory and feature): numpy reference and compiled."""
+    n = len(frame["cell"])
+    shifts = np.random.default_rng(2).normal(0, 0.2, (N_TERR, N_CAT + N_NUM))
+    cell = frame["cell"].astype(np.int64)
+    args = (scorer, frame["codes"], frame["numerics"], cell, shifts, None)
+    out = {}
+    for name, kind, reps in (("numpy", "numpy", 1), ("compiled", "compiled", repeats)):
+        t, sums = best_of(partial(shifted_risk, *args, kernel=kind), reps)
+        out[f"counterfactual_{name}"] = {
+            "seconds": t,
+            "rows_per_s": n / t,
+            "checksum": checksum(sums.ravel()),
+        }
+        print(f"{n:>11,} counterfactual, {name:9s} {n / t / 1e6:8.2f} M rows/s")
     return out
 
 
@@ -231,6 +260,7 @@ def main() -> None:
                 "checksum": checksum(out[:, 2]),
             }
             print(f"{n:>11,} numpy reference       {n / t / 1e6:8.2f} M rows/s")
+            run.update(counterfactual(frame, scorer, args.repeats))
         for name, blocks in variants.items():
             t, out = best_of(
                 partial(kernel.accumulate_compiled, *call, blocks=blocks),

@@ -15,11 +15,20 @@ pass alone), best of ``--repeats``:
 
 - reading the file's batches as clrisk does and nothing else: the floor of
   the pass on this machine;
+- the same pass as ``clrisk.predict`` (batches read ahead, validated and
+  coded in a reused workspace, cells numbered for the whole pass, the
+  compiled kernel's pass-wide sums) with the kernel computing (d) the risk
+  and expected counts only, and (e) those plus the delta-method sums: what
+  the file pass costs beyond reading it, sums by sums;
 - ``clrisk.predict(model, path, territory="territory")`` end to end (reading,
   validating and coding each batch, the compiled kernel with the delta-method
   and factor sums, territory results), with its wall time and peak resident
   memory (``ru_maxrss``, and the same just before the pass);
 - the same through the numpy reference kernel, when ``--reference`` is given.
+
+Each run also records its CPU time (user + system, all threads): on a
+machine shared with other work, wall times vary from run to run, CPU time
+less.
 
 Before the pass, each run calls ``clrisk.predict`` once on the file's first
 1,000 rows: that first call loads the compiled kernel from numba's disk cache
@@ -37,7 +46,9 @@ import json
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -111,6 +122,11 @@ clrisk.RiskModel(b._spec()).fit(survey, outcome="y").save({model!r})
 RUN = """
 import resource, time, hashlib, json, numpy as np
 import clrisk
+
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
 from clrisk import kernel
 import pyarrow.parquet as pq
 model = clrisk.load_model({model!r})
@@ -123,18 +139,64 @@ clrisk.predict(model, head, territory="territory", kernel={kernel!r},
 first_call = time.perf_counter() - t0
 del head
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t0 = time.perf_counter()
+c0, t0 = cpu_seconds(), time.perf_counter()
 risk = clrisk.predict(model, {path!r}, territory="territory", chunk_size={chunk},
                       kernel={kernel!r}, counterfactual=False)
-t = time.perf_counter() - t0
+t, c = time.perf_counter() - t0, cpu_seconds() - c0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 e = np.round(risk.table["expected_count"].to_numpy(), 6)
-print(json.dumps({{"seconds": t, "first_call_seconds": first_call,
+print(json.dumps({{"seconds": t, "cpu_seconds": c, "first_call_seconds": first_call,
                   "peak_rss_mb": peak / 1024,
                   "rss_before_mb": base / 1024,
                   "rows": int(risk.quality.rows_used),
                   "checksum": hashlib.sha256(e.tobytes()).hexdigest()[:12]}}))
 """
+
+# the pass of clrisk.predict over a file (projection._file_pieces, _Pass.run,
+# PassTotals.add) with the kernel filling only the sums asked for
+PASS = """
+import resource, time, hashlib, json, numpy as np
+import clrisk
+from clrisk import kernel, stream
+from clrisk.features import Workspace, encode
+from clrisk.territory import ModelView
+
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+view = ModelView.from_model(clrisk.load_model({model!r}))
+src = stream.open_frame({path!r})
+columns = view.spec.required_columns("census") + ["territory"]
+
+def one_pass(limit):
+    acc = kernel.Accumulator(view.scorer, view.layout, blocks={blocks!r})
+    space, ids, rows = Workspace(), {{}}, 0
+    batches = src.batches(columns, {chunk}, ["territory"])
+    for offset, chunk in stream.read_ahead(batches):
+        coded = encode(view.spec, chunk, source="census", territory="territory",
+                       row_offset=offset, workspace=space)
+        glob = np.fromiter((ids.setdefault(k, len(ids)) for k in coded.territories),
+                           dtype=np.int64, count=len(coded.territories))
+        acc.add(coded.codes, coded.numerics, glob[coded.territory], len(ids), None)
+        rows += coded.n
+        if rows >= limit:
+            break
+    order = np.argsort(np.array(list(ids), dtype=object))
+    return rows, acc.result(len(ids))[order]
+
+one_pass(1)  # loads the compiled kernel from numba's cache
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+c0, t0 = cpu_seconds(), time.perf_counter()
+rows, sums = one_pass(float("inf"))
+t, c = time.perf_counter() - t0, cpu_seconds() - c0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+e = np.round(sums[:, 2], 6)
+print(json.dumps({{"seconds": t, "cpu_seconds": c, "peak_rss_mb": peak / 1024,
+                  "rss_before_mb": base / 1024, "rows": rows,
+                  "checksum": hashlib.sha256(e.tobytes()).hexdigest()[:12]}}))
+"""
+PASSES = {"d_risk_only": (False, False), "e_risk+delta_sums": (False, True)}
 
 
 def fit(model: Path) -> None:
@@ -145,6 +207,17 @@ def fit(model: Path) -> None:
 
 def run(path: Path, model: Path, chunk: int, kernel: str) -> dict[str, float]:
     code = RUN.format(path=str(path), model=str(model), chunk=chunk, kernel=kernel)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_pass(
+    path: Path, model: Path, chunk: int, blocks: tuple[bool, bool]
+) -> dict[str, float]:
+    """The file pass with the kernel filling only `blocks` (fresh process)."""
+    code = PASS.format(path=str(path), model=str(model), chunk=chunk, blocks=blocks)
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
@@ -167,23 +240,44 @@ def read_only(path: Path, chunk: int) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def best(one_run: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The fastest of ``args.repeats`` runs, with every run's seconds."""
+    runs = [one_run() for _ in range(args.repeats)]
+    res = min(runs, key=lambda r: r["seconds"])
+    return {
+        **res,
+        "all_seconds": [r["seconds"] for r in runs],
+        "rows_per_s": args.rows / res["seconds"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000_000)
     parser.add_argument(
         "--chunks", type=int, nargs="+", default=[250_000, 500_000, 1_000_000]
     )
+    parser.add_argument(
+        "--file",
+        type=Path,
+        help="an existing frame file written by this benchmark (skips writing it)",
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--reference", action="store_true")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "frame.parquet"
+        path = args.file or Path(tmp) / "frame.parquet"
         model = Path(tmp) / "model.json"
-        write_file(path, args.rows)
+        if args.file is None:
+            write_file(path, args.rows)
+        else:
+            import pyarrow.parquet as pq
+
+            args.rows = pq.ParquetFile(path).metadata.num_rows
         fit(model)
         size_mb = path.stat().st_size / 2**20
-        print(f"wrote {args.rows:,} rows, {size_mb:,.0f} MiB")
+        print(f"frame: {args.rows:,} rows, {size_mb:,.0f} MiB")
         record: dict[str, object] = {
             "benchmark": "stream",
             **provenance(),
@@ -194,19 +288,23 @@ def main() -> None:
             t_read = min(read_only(path, chunk) for _ in range(args.repeats))
             record[f"read_only_{chunk}"] = {"seconds": t_read}
             print(f"chunk {chunk:>9,} read only: {t_read:7.2f} s")
+            for name, blocks in PASSES.items():
+                res = best(partial(run_pass, path, model, chunk, blocks), args)
+                record[f"{name}_{chunk}"] = res
+                print(
+                    f"chunk {chunk:>9,} pass {name:18s}: {res['seconds']:7.2f} s, "
+                    f"CPU {res['cpu_seconds']:5.2f} s, peak RSS "
+                    f"{res['peak_rss_mb']:,.0f} MB, checksum {res['checksum']}"
+                )
             kernels = ["compiled", "numpy"] if args.reference else ["compiled"]
             for kernel in kernels:
-                runs = [run(path, model, chunk, kernel) for _ in range(args.repeats)]
-                res = min(runs, key=lambda r: r["seconds"])
-                res["all_seconds"] = [r["seconds"] for r in runs]
-                record[f"{kernel}_{chunk}"] = {
-                    **res,
-                    "rows_per_s": args.rows / res["seconds"],
-                }
+                res = best(partial(run, path, model, chunk, kernel), args)
+                record[f"{kernel}_{chunk}"] = res
                 rate = args.rows / res["seconds"] / 1e6
                 print(
                     f"chunk {chunk:>9,} {kernel:9s}: {res['seconds']:7.2f} s (best of "
-                    f"{args.repeats}), {rate:6.2f} M rows/s, "
+                    f"{args.repeats}), {rate:6.2f} M rows/s, CPU "
+                    f"{res['cpu_seconds']:5.2f} s, "
                     f"peak RSS {res['peak_rss_mb']:,.0f} MB (before the pass "
                     f"{res['rss_before_mb']:,.0f} MB), checksum {res['checksum']}; "
                     f"first call {res['first_call_seconds']:.2f} s"
