@@ -156,6 +156,7 @@ print(json.dumps({{"seconds": t, "cpu_seconds": c, "first_call_seconds": first_c
 # PassTotals.add) with the kernel filling only the sums asked for
 PASS = """
 import resource, time, hashlib, json, numpy as np
+from contextlib import closing
 import clrisk
 from clrisk import kernel, stream
 from clrisk.features import Workspace, encode
@@ -173,15 +174,17 @@ def one_pass(limit):
     acc = kernel.Accumulator(view.scorer, view.layout, blocks={blocks!r})
     space, ids, rows = Workspace(), {{}}, 0
     batches = src.batches(columns, {chunk}, ["territory"])
-    for offset, chunk in stream.read_ahead(batches):
-        coded = encode(view.spec, chunk, source="census", territory="territory",
-                       row_offset=offset, workspace=space)
-        glob = np.fromiter((ids.setdefault(k, len(ids)) for k in coded.territories),
-                           dtype=np.int64, count=len(coded.territories))
-        acc.add(coded.codes, coded.numerics, glob[coded.territory], len(ids), None)
-        rows += coded.n
-        if rows >= limit:
-            break
+    with closing(stream.read_ahead(batches)) as ahead:  # the reader stops with us
+        for offset, chunk in ahead:
+            coded = encode(view.spec, chunk, source="census", territory="territory",
+                           row_offset=offset, workspace=space)
+            glob = np.fromiter(
+                (ids.setdefault(k, len(ids)) for k in coded.territories),
+                dtype=np.int64, count=len(coded.territories))
+            acc.add(coded.codes, coded.numerics, glob[coded.territory], len(ids), None)
+            rows += coded.n
+            if rows >= limit:
+                break
     order = np.argsort(np.array(list(ids), dtype=object))
     return rows, acc.result(len(ids))[order]
 

@@ -40,7 +40,7 @@ class CodedFrame:
     codes : ndarray of shape (n_rows, n_categorical), int8 or int16
         Level index (into ``Feature.levels``) of each binary/categorical feature,
         in the order of ``spec.categorical``: int8 when no feature has more
-        than 127 levels (half the memory for the kernel to read), else int16.
+        than 128 levels (half the memory for the kernel to read), else int16.
     numerics : ndarray of shape (n_rows, n_numeric), float64
         Child-row numerics (``spec.numeric``), then territory indicators
         (``spec.territory_features``), scaled to the specification's units.
@@ -86,7 +86,7 @@ class Workspace:
     500,000-row batch). With a workspace, the arrays of the returned
     :class:`CodedFrame` are views into it: they are valid until the next
     :func:`encode` with the same workspace, so use one only where each coded
-    table is consumed before the next is coded.
+    table is consumed before the next is coded, and in one thread at a time.
     """
 
     def __init__(self) -> None:
@@ -131,12 +131,21 @@ def _categorical_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """pd.factorize of a categorical column from its integer codes: the
     categories that occur, numbered in category order (no hashing of rows;
     a Parquet dictionary column is read as a categorical)."""
-    cat = values.cat
-    raw = cat.codes.to_numpy() + 1  # 0: missing (pandas' code type has room)
-    present = np.flatnonzero(np.bincount(raw, minlength=len(cat.categories) + 1)[1:])
-    number = np.full(len(cat.categories) + 1, -1, dtype=np.int64)
-    number[present + 1] = np.arange(len(present))
-    return number[raw], cat.categories.to_numpy(dtype=object)[present]
+    raw = values.cat.codes.to_numpy()  # -1 for missing: the last slot below
+    categories = values.cat.categories.to_numpy(dtype=object)
+    present = _present_categories(raw, len(categories))
+    number = np.full(len(categories) + 1, -1, dtype=np.int64)
+    number[present] = np.arange(len(present))
+    return number[raw], categories[present]
+
+
+def _present_categories(raw: np.ndarray, n_categories: int) -> np.ndarray:
+    """The category numbers that occur among the codes `raw` (-1: missing),
+    in order; found from the first code of each run of equal codes (few when
+    the rows are sorted, as a census by territory)."""
+    present = np.zeros(n_categories + 1, dtype=bool)
+    present[_run_heads(raw)] = True  # -1 marks the last slot
+    return np.flatnonzero(present[:-1])
 
 
 def _sorted_text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -155,15 +164,13 @@ def _sorted_text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         raw = values.cat.codes.to_numpy()  # -1 for missing: the last slot below
         categories = values.cat.categories.to_numpy(dtype=object)
-        present = np.zeros(len(categories) + 1, dtype=bool)
-        present[_run_heads(raw)] = True
-        used = np.flatnonzero(present[:-1])
+        used = _present_categories(raw, len(categories))
         text = np.asarray([_text(v) for v in categories[used]], dtype=object)
         # sorted, and categories with the same text (" 05001", "05001") merged
         distinct, rank = np.unique(text, return_inverse=True)
         lut = np.full(len(categories) + 1, -1, dtype=np.int64)
         lut[used] = rank
-        if present[-1]:  # missing values: -1 picks the last slot
+        if len(raw) and raw.min() < 0:  # missing values: -1 picks the last slot
             return lut[raw], distinct
         return np.take(lut, raw), distinct  # faster than lut[raw] without -1
     codes, uniques = to_text_codes(values)
@@ -544,7 +551,9 @@ def _integer_codes(
         # (exact: the values and the results fit)
         return np.add(values, shift, out=out, dtype=np.int16, casting="unsafe")
     # shift negative codes in a wide type (int8 - lo could overflow); indices
-    # are within the table by construction
+    # are within the table by construction (lo <= value <= hi), so "clip"
+    # changes nothing: it only spares numpy a buffered copy of `out`, which
+    # the default mode="raise" makes
     index = values.astype(np.int64) - lo if lo < 0 else values
     return np.take(lut, index, out=out, mode="clip")
 

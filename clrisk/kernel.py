@@ -27,8 +27,8 @@ The probit link keeps a per-row ``erfc`` (no vectorised form); all else is
 shared. The counterfactual risks of the factor decomposition (the risk with
 every row's linear predictor shifted by a per-cell amount, once per feature)
 reuse the same blocks: :func:`shifted_risk_compiled` computes η once per row
-and the link once per row and shift. The compiled code is cached on disk (numba's cache), so only the first
-call on a machine pays the compilation.
+and the link once per row and shift. The compiled code is cached on disk
+(numba's cache), so only the first call on a machine pays the compilation.
 
 numba is an optional dependency (``pip install "clrisk[fast]"``): without it,
 :func:`available` is False and clrisk uses the reference kernel.
@@ -638,6 +638,30 @@ def _groups(sizes: tuple[int, ...], cap: int) -> Groups:
     return groups
 
 
+def _check_rows(
+    codes: np.ndarray,
+    numerics: np.ndarray,
+    cell: np.ndarray,
+    n_cells: int,
+    weight: np.ndarray | None,
+) -> None:
+    """The compiled code trusts its inputs: one length for every row array,
+    and cell numbers in ``0..n_cells-1``."""
+    lengths = {len(codes), len(numerics), len(cell)}
+    if weight is not None:
+        lengths.add(len(weight))
+    if len(lengths) > 1:
+        raise InvalidParameterError(
+            f"codes, numerics, cells and weights must have one length each row; "
+            f"got lengths {sorted(lengths)}."
+        )
+    if len(cell) and (int(cell.min()) < 0 or int(cell.max()) >= n_cells):
+        raise InvalidParameterError(
+            f"Cell numbers must be in 0..{n_cells - 1}; got "
+            f"{int(cell.min())}..{int(cell.max())}."
+        )
+
+
 def _writable_weight(weight: np.ndarray | None) -> np.ndarray:
     """The weights as a writable float64 array (a placeholder when None): numba
     compiles read-only arrays (zero-copy from Arrow, pandas' copy-on-write)
@@ -675,6 +699,7 @@ def shifted_risk_compiled(
     """
     _compiled()
     n_cells, n_shifts = shifts.shape
+    _check_rows(codes, numerics, cell, n_cells, weight)
     sizes = tuple(len(lut) for lut in scorer.luts)
     model = _model(scorer, _groups(sizes, CAP))
     n_threads = int(numba.get_num_threads())
@@ -824,11 +849,7 @@ class Accumulator:
         weight: np.ndarray | None,
     ) -> None:
         """Add rows (cells numbered in ``0..n_cells-1`` for the whole pass)."""
-        if len(cell) and (int(cell.min()) < 0 or int(cell.max()) >= n_cells):
-            raise InvalidParameterError(
-                f"Cell numbers must be in 0..{n_cells - 1}; got "
-                f"{int(cell.min())}..{int(cell.max())}."
-            )
+        _check_rows(codes, numerics, cell, n_cells, weight)
         if self._groups is None or n_cells > self._acc.shape[1]:
             self._reserve(n_cells)
         _KERNEL(

@@ -266,3 +266,24 @@ def test_accumulator_refuses_cell_numbers_out_of_range() -> None:
     weight.flags.writeable = False  # zero-copy from Arrow, or copy-on-write
     acc.add(codes, np.zeros((3, 0)), np.array([0, 1, 1]), 2, weight)
     np.testing.assert_array_equal(acc.result(2)[:, 0], [1, 2])
+
+
+def test_compiled_passes_refuse_bad_cells_and_lengths() -> None:
+    """Both compiled passes check what they trust: cell numbers in range and
+    one length for every row array (the numpy reference raises too)."""
+    scorer = Scorer(0.0, (np.array([0.0, 1.0]),), np.zeros(0), "logit")
+    codes = np.zeros((4, 1), dtype=np.int8, order="F")
+    numerics = np.zeros((4, 0))
+    shifts = np.zeros((2, 1))
+    for cell in ([0, 1, 1, -1], [0, 1, 1, 1_000_000]):
+        with pytest.raises(InvalidParameterError, match="Cell numbers"):
+            kernel.shifted_risk_compiled(
+                scorer, codes, numerics, np.array(cell), shifts, None
+            )
+    with pytest.raises(InvalidParameterError, match="one length"):
+        kernel.shifted_risk_compiled(
+            scorer, codes, numerics, np.zeros(4, np.int64), shifts, np.ones(3)
+        )
+    acc = kernel.Accumulator(scorer, StatsLayout((2,), 0))
+    with pytest.raises(InvalidParameterError, match="one length"):
+        acc.add(codes, numerics, np.zeros(5, np.int64), 2, None)
