@@ -34,7 +34,6 @@ import scipy.stats as st
 from clrisk.exceptions import CoverageWarning, InvalidParameterError
 from clrisk.features import CodedFrame, Workspace
 from clrisk.projection import _file_pieces, _Pass, _pieces
-from clrisk.scoring import accumulate
 from clrisk.spec import FeatureSpec
 from clrisk.stream import is_file_source, open_frame
 from clrisk.territory import ModelView
@@ -198,8 +197,10 @@ def simulate(
     else:
         pieces = _pieces(frame, chunk_size)
 
-    width = view.layout.width
-    keys, blocks = [], []
+    # the frame as it is and as changed, each summed per territory for the
+    # whole pass (memory follows the territories, not the pieces)
+    base_totals, moved_totals = pass_.totals(), pass_.totals()
+    share_of: dict[str, np.ndarray] = {}  # for a share= change
     space = Workspace()  # each piece is used before the next is coded
     with closing(iter(pieces)) as rows:  # an error here stops a file's reader
         for offset, chunk, where in rows:
@@ -207,43 +208,23 @@ def simulate(
             if coded.n == 0:
                 continue
             assert coded.territory is not None
-            T = len(coded.territories)
-            base = accumulate(
-                view.scorer,
-                coded.codes,
-                coded.numerics,
-                coded.territory,
-                T,
-                coded.weight,
-                view.layout,
-                kernel=kernel,
-            )
+            keys = pd.DataFrame({"territory": coded.territories})
+            cell, weight = coded.territory, coded.weight
+            base_totals.add(keys, cell, coded.codes, coded.numerics, weight)
             codes, numerics, selected = _apply(coded, todo, view.spec)
-            moved = accumulate(
-                view.scorer,
-                codes,
-                numerics,
-                coded.territory,
-                T,
-                coded.weight,
-                view.layout,
-                kernel=kernel,
-            )
-            share = _share_sums(coded, todo[0], view.spec, selected)
-            keys.append(pd.Series(coded.territories[:T], dtype=object))
-            blocks.append(np.hstack([base, moved, share]))
-    if not blocks:
+            moved_totals.add(keys, cell, codes, numerics, weight)
+            if todo[0].share is not None:
+                share = _share_sums(coded, todo[0], view.spec, selected)
+                for t, sums in zip(coded.territories, share, strict=True):
+                    share_of[t] = share_of.get(t, 0.0) + sums
+    if not len(base_totals):
         raise InvalidParameterError("No row of the frame could be scored.")
-    summed = (
-        pd.DataFrame(np.vstack(blocks))
-        .groupby(pd.concat(keys, ignore_index=True).to_numpy(), sort=True)
-        .sum()
-    )
-    sums = summed.to_numpy()
-    base, moved, share = sums[:, :width], sums[:, width : 2 * width], sums[:, -2:]
-    _check_territories(todo, summed.index)
+    base, moved = base_totals.stats(), moved_totals.stats()
+    index = pd.Index(base.keys["territory"], dtype=object)
+    share = np.array([share_of.get(t, np.zeros(2)) for t in index]).reshape(-1, 2)
+    _check_territories(todo, index)
     q = _move_probability(todo[0], share)
-    return _scenario(view, summed.index, base, moved, q, todo, alpha)
+    return _scenario(view, index, base.sums, moved.sums, q, todo, alpha)
 
 
 # --------------------------------------------------------------------- private

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -129,6 +132,23 @@ def test_share_change_is_the_expected_mixture(
     np.testing.assert_allclose(
         sc.table.set_index("territory")["change"], q * everyone, rtol=1e-10, atol=1e-12
     )
+
+
+def test_share_change_same_in_pieces_and_from_a_file(
+    small: clrisk.Country, model: clrisk.RiskModel, tmp_path: Path
+) -> None:
+    """A scenario sums each territory over the whole pass: pieces of any size,
+    and a Parquet file read in batches, give the frame's result."""
+    change = [Change("head_social_security", set="yes", share=0.9)]
+    kw: dict[str, Any] = {"territory": "municipio"}
+    whole = simulate(model, small.census, change, **kw).table
+    path = tmp_path / "census.parquet"
+    small.census.to_parquet(path, row_group_size=1000)
+    for frame, chunk in ((small.census, 777), (small.census, 61), (path, 1500)):
+        got = simulate(model, frame, change, chunk_size=chunk, **kw).table
+        assert got["territory"].tolist() == whole["territory"].tolist()
+        num = whole.select_dtypes("number").columns
+        np.testing.assert_allclose(got[num], whole[num], rtol=1e-10, atol=1e-10)
 
 
 def test_school_for_all_agrees_with_the_truth() -> None:
