@@ -3,7 +3,9 @@
 :func:`clrisk.scoring.accumulate` is the plain-numpy reference. This module
 computes the same sums in one multi-threaded pass: each thread takes a
 contiguous range of rows and adds into its own accumulator (no locks, no
-atomics); the accumulators are summed at the end. Three things make it fast:
+atomics); the accumulators are summed at the end. The threads are plain
+Python threads running compiled functions that release the GIL
+(:func:`_in_threads`), not numba's parallel loops. Three things make it fast:
 
 - **Joint codes.** Categorical features are packed into groups whose joint
   number of levels is at most ``cap`` (4,096 for the risk alone, 64 with the
@@ -38,6 +40,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +51,8 @@ from clrisk.exceptions import InvalidParameterError
 
 # numba is optional (the reference kernel works without it) and imported on
 # the first compiled call, not with clrisk: it costs a fraction of a second.
-# The kernel below reads `numba.prange` from this module's globals when it is
-# compiled, after _compiled() has set the name.
+# The compiled functions are set by _compiled().
 numba: Any = None
-_KERNEL: Any = None
-_SHIFTED: Any = None
 _dot: Any = None
 _add_run: Any = None
 _add_pair_run: Any = None
@@ -529,63 +530,11 @@ def _shifted_rows_py(
                 acc[cb[i0], j] += _dot(wp[i0:i1], one, i1 - i0)
 
 
-def _kernel_py(
-    codes: np.ndarray,
-    numerics: np.ndarray,
-    cell: np.ndarray,
-    weight: np.ndarray,
-    has_weight: bool,
-    model: Model,
-    do_x: bool,
-    do_g: bool,
-    acc: np.ndarray,
-    block: int,
-) -> None:  # pragma: no cover - compiled by numba; tested through it
-    """Add every row to the sums of its cell: one contiguous range of rows per
-    thread, each into its own slice ``acc[t]`` of shape (n_cells, width).
-
-    Internal layout of a cell's sums: n, w, wp, wf | x: joint codes, numerics
-    | g: the same (the x and g blocks take room only when asked for); with
-    both, the x and g sums of each joint code and numeric alternate.
-    """
-    n = codes.shape[0]
-    n_threads = acc.shape[0]
-    for t in numba.prange(n_threads):
-        lo, hi = t * n // n_threads, (t + 1) * n // n_threads
-        _rows(
-            codes, numerics, cell, weight, has_weight, model, acc[t], do_x, do_g,
-            lo, hi, block,
-        )  # fmt: skip
-
-
-def _shifted_kernel_py(
-    codes: np.ndarray,
-    numerics: np.ndarray,
-    cell: np.ndarray,
-    weight: np.ndarray,
-    has_weight: bool,
-    model: Model,
-    shifts_t: np.ndarray,
-    acc: np.ndarray,
-    block: int,
-) -> None:  # pragma: no cover - compiled by numba; tested through it
-    """:func:`_shifted_rows_py` over all rows, one range per thread, each into
-    its own slice ``acc[t]`` of shape (n_cells, n_shifts)."""
-    n = codes.shape[0]
-    n_threads = acc.shape[0]
-    for t in numba.prange(n_threads):
-        lo, hi = t * n // n_threads, (t + 1) * n // n_threads
-        _shifted_rows(
-            codes, numerics, cell, weight, has_weight, model, shifts_t, acc[t],
-            lo, hi, block,
-        )  # fmt: skip
-
-
-def _compiled() -> Any:
-    """The compiled kernel (numba imported and the functions wrapped once)."""
-    global numba, _KERNEL, _SHIFTED, _dot, _add_run, _add_pair_run, _marginals
+def _compiled() -> None:
+    """Import numba and compile (or load from its cache) the kernel, once."""
+    global numba, _dot, _add_run, _add_pair_run, _marginals
     global _eta_block, _link_block, _runs, _rows, _shifted_rows
-    if _KERNEL is None:
+    if _rows is None:
         import numba as _numba
 
         numba = _numba
@@ -597,16 +546,54 @@ def _compiled() -> Any:
         _eta_block = jit(_eta_block_py)
         _link_block = jit(_link_block_py)
         _runs = jit(_runs_py)
-        # the rows of one thread: compiled as plain code (the parallel wrapper
-        # stays small, which keeps numba's parallel compilation short)
-        _rows = jit(_rows_py)
         _shifted_rows = jit(_shifted_rows_py)
-        parallel = numba.njit(
-            parallel=True, cache=True, nogil=True, error_model="numpy"
-        )
-        _SHIFTED = parallel(_shifted_kernel_py)
-        _KERNEL = parallel(_kernel_py)
-    return _KERNEL
+        _rows = jit(_rows_py)
+
+
+_POOL: tuple[ThreadPoolExecutor, int] | None = None  # the pool and its size
+_POOL_LOCK = threading.Lock()
+
+
+def _threads() -> int:
+    """Threads of a pass: numba's setting (``NUMBA_NUM_THREADS``,
+    ``numba.set_num_threads``), by default the number of CPUs."""
+    return int(numba.get_num_threads())
+
+
+def _in_threads(
+    rows: Any, n_rows: int, n_threads: int, args: Any, min_rows: int = 4 * BLOCK
+) -> None:
+    """Run ``rows(*args(t, lo, hi))`` for thread t = 0..n_threads-1 on
+    contiguous ranges of rows, each in its own thread (the calling one and a
+    small pool), and wait for all.
+
+    The compiled functions release the GIL, so the threads run in parallel;
+    each writes only its own sums. Plain threads rather than numba's parallel
+    loops: OpenMP's workers spin for milliseconds after each loop, which on a
+    streamed file took about 10% of the CPU from the reader between batches,
+    and a parallel loop takes several seconds more to compile. A few rows run
+    in the calling thread alone (``args(t, lo, hi)`` is then called for t = 0
+    with all rows).
+    """
+    global _POOL
+    if n_threads <= 1 or n_rows < min_rows:
+        rows(*args(0, 0, n_rows))
+        return
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[1] < n_threads - 1:
+            pool = ThreadPoolExecutor(n_threads - 1, thread_name_prefix="clrisk-kernel")
+            _POOL = (pool, n_threads - 1)
+        pool = _POOL[0]
+    bounds = [t * n_rows // n_threads for t in range(n_threads + 1)]
+    others = [
+        pool.submit(rows, *args(t, bounds[t], bounds[t + 1]))
+        for t in range(1, n_threads)
+    ]
+    try:
+        rows(*args(0, bounds[0], bounds[1]))
+    finally:
+        for future in others:
+            future.result()
 
 
 def _model(scorer: Any, groups: Groups) -> Model:
@@ -702,19 +689,17 @@ def shifted_risk_compiled(
     _check_rows(codes, numerics, cell, n_cells, weight)
     sizes = tuple(len(lut) for lut in scorer.luts)
     model = _model(scorer, _groups(sizes, CAP))
-    n_threads = int(numba.get_num_threads())
+    n_threads = _threads()
     acc = np.zeros((n_threads, n_cells, n_shifts))
-    _SHIFTED(
-        codes,
-        numerics,
-        np.asarray(cell, dtype=np.int64),
-        _writable_weight(weight),
-        weight is not None,
-        model,
-        np.ascontiguousarray(shifts.T, dtype=np.float64),
-        acc,
-        BLOCK,
-    )
+    cell = np.asarray(cell, dtype=np.int64)
+    w = _writable_weight(weight)
+    shifts_t = np.ascontiguousarray(shifts.T, dtype=np.float64)
+
+    def args(t: int, lo: int, hi: int) -> tuple[Any, ...]:
+        rows = (codes, numerics, cell, w, weight is not None, model, shifts_t)
+        return (*rows, acc[t], lo, hi, BLOCK)
+
+    _in_threads(_shifted_rows, len(cell), n_threads, args)
     return np.asarray(acc.sum(axis=0))
 
 
@@ -825,7 +810,7 @@ class Accumulator:
         self.scorer = scorer
         self.layout = layout
         self.blocks = blocks
-        self.n_threads = int(numba.get_num_threads())
+        self.n_threads = _threads()
         self._fixed_cap = cap
         self._n_rows = n_rows
         self._groups: Groups | None = None
@@ -852,18 +837,14 @@ class Accumulator:
         _check_rows(codes, numerics, cell, n_cells, weight)
         if self._groups is None or n_cells > self._acc.shape[1]:
             self._reserve(n_cells)
-        _KERNEL(
-            codes,
-            numerics,
-            cell,
-            _writable_weight(weight),
-            weight is not None,
-            self._model,
-            bool(self.blocks[0]),
-            bool(self.blocks[1]),
-            self._acc,
-            BLOCK,
-        )
+        w, model, acc = _writable_weight(weight), self._model, self._acc
+        do_x, do_g = bool(self.blocks[0]), bool(self.blocks[1])
+
+        def args(t: int, lo: int, hi: int) -> tuple[Any, ...]:
+            rows = (codes, numerics, cell, w, weight is not None, model, acc[t])
+            return (*rows, do_x, do_g, lo, hi, BLOCK)
+
+        _in_threads(_rows, len(cell), self.n_threads, args)
 
     def result(self, n_cells: int) -> np.ndarray:
         """The sums of cells ``0..n_cells-1``: shape (n_cells, layout.width)."""

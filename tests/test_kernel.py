@@ -287,3 +287,31 @@ def test_compiled_passes_refuse_bad_cells_and_lengths() -> None:
     acc = kernel.Accumulator(scorer, StatsLayout((2,), 0))
     with pytest.raises(InvalidParameterError, match="one length"):
         acc.add(codes, numerics, np.zeros(5, np.int64), 2, None)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_threads_split_rows_and_add_up(
+    monkeypatch: pytest.MonkeyPatch, n_threads: int
+) -> None:
+    """Enough rows for several threads (each a contiguous range into its own
+    sums): the same sums as the reference, for both compiled passes."""
+    monkeypatch.setattr(kernel, "_threads", lambda: n_threads)
+    rng = np.random.default_rng(n_threads)
+    n, n_cells, sizes = 40_000, 37, (3, 5, 2)
+    codes = np.asfortranarray(
+        np.stack([rng.integers(0, L, n) for L in sizes], 1).astype(np.int8)
+    )
+    numerics = np.asfortranarray(rng.normal(0, 1, (n, 2)))
+    cell = rng.integers(0, n_cells, n)  # unsorted: runs of one row
+    weight = rng.uniform(0, 3, n)
+    luts = tuple(rng.normal(0, 0.5, L) for L in sizes)
+    scorer = Scorer(-1.0, luts, rng.normal(0, 0.3, 2), "logit")
+    layout = StatsLayout(sizes, 2)
+    acc = kernel.Accumulator(scorer, layout)
+    assert acc.n_threads == n_threads
+    acc.add(codes, numerics, cell, n_cells, weight)
+    ref = accumulate_reference(scorer, codes, numerics, cell, n_cells, weight, layout)
+    _close(acc.result(n_cells), ref)
+    shifts = rng.normal(0, 0.3, (n_cells, 4))
+    args = (scorer, codes, numerics, cell, shifts, weight)
+    _close(kernel.shifted_risk_compiled(*args), shifted_risk(*args, kernel="numpy"))
