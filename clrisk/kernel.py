@@ -56,9 +56,10 @@ numba: Any = None
 _dot: Any = None
 _add_run: Any = None
 _add_pair_run: Any = None
-_eta_block: Any = None
+_block: Any = None
 _link_block: Any = None
 _runs: Any = None
+_work: Any = None
 _rows: Any = None
 _shifted_rows: Any = None
 _marginals: Any = None
@@ -295,17 +296,28 @@ def _add_pair_run_py(
         sums[2 * (n_joint + q) + 1] += _dot(u[i0:i1], x, i1 - i0)
 
 
-def _eta_block_py(
+def _block_py(
     codes: np.ndarray,
     numerics: np.ndarray,
+    weight: np.ndarray,
+    has_weight: bool,
     r0: int,
     k: int,
     model: Model,
     jc: np.ndarray,
     eta: np.ndarray,
+    ww: np.ndarray,
 ) -> None:  # pragma: no cover - compiled by numba; tested through the kernel
-    """The joint codes `jc` and linear predictor `eta` of rows ``r0..r0+k``."""
+    """The joint codes `jc`, linear predictor `eta` and weights `ww` (1
+    without weights) of rows ``r0..r0+k``."""
     intercept, beta_num, feat, feat_levels, gstart, jlut, joff, _ = model
+    if has_weight:
+        wr = weight[r0 : r0 + k]
+        for i in range(k):
+            ww[i] = wr[i]
+    else:
+        for i in range(k):
+            ww[i] = 1.0
     n_num = numerics.shape[1]
     n_groups = gstart.shape[0] - 1
     # joint code of each group, feature by feature (SIMD over rows)
@@ -396,6 +408,26 @@ def _link_block_py(
             wp[i] = ww[i] * (u if eta[i] >= 0.0 else z * u)
 
 
+def _work_py(
+    n_groups: int, block: int
+) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled by numba
+    """One thread's work arrays for blocks of rows: joint codes, then five
+    float arrays (η, w, w·p, w·f or another row value, the exponential's
+    polynomial), the exponential's two scale factors (as int64 bit patterns),
+    and ones."""
+    return (
+        np.zeros((max(n_groups, 1), block), dtype=np.uint16),
+        np.empty(block),
+        np.empty(block),
+        np.empty(block),
+        np.empty(block),
+        np.empty(block),
+        np.empty(block, dtype=np.int64),
+        np.empty(block, dtype=np.int64),
+        np.ones(block),
+    )
+
+
 def _runs_py(
     cb: np.ndarray, k: int, starts: np.ndarray
 ) -> int:  # pragma: no cover - compiled by numba; tested through the kernel
@@ -436,25 +468,10 @@ def _rows_py(
     xs = 4
     gs = xs + (n_joint + n_num) * do_x
     width = acc.shape[1]
-    jc = np.zeros((max(n_groups, 1), block), dtype=np.uint16)
-    eta = np.empty(block)
-    ww = np.empty(block)
-    wp = np.empty(block)
-    wf = np.empty(block)
-    poly = np.empty(block)
-    s1 = np.empty(block, dtype=np.int64)
-    s2 = np.empty(block, dtype=np.int64)
-    one = np.ones(block)
+    jc, eta, ww, wp, wf, poly, s1, s2, one = _work(n_groups, block)
     for r0 in range(lo, hi, block):
         k = min(block, hi - r0)
-        _eta_block(codes, numerics, r0, k, model, jc, eta)
-        if has_weight:
-            wr = weight[r0 : r0 + k]
-            for i in range(k):
-                ww[i] = wr[i]
-        else:
-            for i in range(k):
-                ww[i] = 1.0
+        _block(codes, numerics, weight, has_weight, r0, k, model, jc, eta, ww)
         # probability p and density f = dp/deta, weighted
         _link_block(eta, ww, k, probit, True, wp, wf, poly, s1, s2)
         # accumulate run by run: rows of one cell add their totals once (runs
@@ -498,26 +515,11 @@ def _shifted_rows_py(
     shift j (one thread's sums, shape (n_cells, n_shifts))."""
     gstart, probit = model[4], model[7]
     n_groups = gstart.shape[0] - 1
-    jc = np.zeros((max(n_groups, 1), block), dtype=np.uint16)
-    eta = np.empty(block)
-    moved = np.empty(block)
-    ww = np.empty(block)
-    wp = np.empty(block)
-    poly = np.empty(block)
-    s1 = np.empty(block, dtype=np.int64)
-    s2 = np.empty(block, dtype=np.int64)
+    jc, eta, ww, wp, moved, poly, s1, s2, one = _work(n_groups, block)
     starts = np.empty(block + 1, dtype=np.int64)
-    one = np.ones(block)
     for r0 in range(lo, hi, block):
         k = min(block, hi - r0)
-        _eta_block(codes, numerics, r0, k, model, jc, eta)
-        if has_weight:
-            wr = weight[r0 : r0 + k]
-            for i in range(k):
-                ww[i] = wr[i]
-        else:
-            for i in range(k):
-                ww[i] = 1.0
+        _block(codes, numerics, weight, has_weight, r0, k, model, jc, eta, ww)
         cb = cell[r0 : r0 + k]
         n_runs = _runs(cb, k, starts)
         for j in range(shifts_t.shape[0]):
@@ -533,7 +535,7 @@ def _shifted_rows_py(
 def _compiled() -> None:
     """Import numba and compile (or load from its cache) the kernel, once."""
     global numba, _dot, _add_run, _add_pair_run, _marginals
-    global _eta_block, _link_block, _runs, _rows, _shifted_rows
+    global _block, _link_block, _runs, _work, _rows, _shifted_rows
     if _rows is None:
         import numba as _numba
 
@@ -543,9 +545,10 @@ def _compiled() -> None:
         _add_run = jit(_add_run_py)
         _add_pair_run = jit(_add_pair_run_py)
         _marginals = jit(_marginals_py)
-        _eta_block = jit(_eta_block_py)
+        _block = jit(_block_py)
         _link_block = jit(_link_block_py)
         _runs = jit(_runs_py)
+        _work = jit(_work_py)
         _shifted_rows = jit(_shifted_rows_py)
         _rows = jit(_rows_py)
 
