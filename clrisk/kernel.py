@@ -20,7 +20,10 @@ Python threads running compiled functions that release the GIL
   computed column by column in loops that the compiler turns into SIMD code.
   The exponential is evaluated in the loop itself (Cody–Waite reduction and a
   degree-13 polynomial, accurate to a few units in the last place) because a
-  call to the C library's ``exp`` cannot be vectorised.
+  call to the C library's ``exp`` cannot be vectorised. The compiler may
+  fuse a multiply and an add into one instruction (one rounding instead of
+  two; no other fast-math liberty is taken), so the last bits of a sum can
+  differ between machines with and without such an instruction.
 - **Runs of one cell.** A census sorted by territory has long runs of rows in
   the same cell: each run within a block adds its totals once, rather than
   one update per row.
@@ -256,11 +259,29 @@ def _add_run_py(
     """
     n_groups = joff.shape[0] - 1
     n_joint = joff[n_groups]
-    for g in range(n_groups):
+    # four groups per loop: four independent scatters per row keep the CPU
+    # busy while one waits on its load (measured 1.2x one group per loop;
+    # one loop over all groups per row was 1.5x slower)
+    g = 0
+    while g + 4 <= n_groups:
+        ja, jb, jc2, jd = jc[g], jc[g + 1], jc[g + 2], jc[g + 3]
+        ca = sums[joff[g] : joff[g + 1]]
+        cb = sums[joff[g + 1] : joff[g + 2]]
+        cc = sums[joff[g + 2] : joff[g + 3]]
+        cd = sums[joff[g + 3] : joff[g + 4]]
+        for i in range(i0, i1):
+            vi = v[i]
+            ca[ja[i]] += vi
+            cb[jb[i]] += vi
+            cc[jc2[i]] += vi
+            cd[jd[i]] += vi
+        g += 4
+    while g < n_groups:
         jg = jc[g]
         cells = sums[joff[g] : joff[g + 1]]
         for i in range(i0, i1):
             cells[jg[i]] += v[i]
+        g += 1
     for q in range(numerics.shape[1]):
         x = numerics[r0 + i0 : r0 + i1, q]
         sums[n_joint + q] += _dot(v[i0:i1], x, i1 - i0)
@@ -283,7 +304,23 @@ def _add_pair_run_py(
     faster than two separate blocks)."""
     n_groups = joff.shape[0] - 1
     n_joint = joff[n_groups]
-    for g in range(n_groups):
+    # two groups (four scatters) per loop, as in _add_run_py (measured 1.1-1.3x
+    # one group per loop; four groups per loop was no faster)
+    g = 0
+    while g + 2 <= n_groups:
+        ja, jb = jc[g], jc[g + 1]
+        ca = sums[2 * joff[g] : 2 * joff[g + 1]]
+        cb = sums[2 * joff[g + 1] : 2 * joff[g + 2]]
+        for i in range(i0, i1):
+            vi, ui = v[i], u[i]
+            a = 2 * np.intp(ja[i])
+            b = 2 * np.intp(jb[i])
+            ca[a] += vi
+            ca[a + 1] += ui
+            cb[b] += vi
+            cb[b + 1] += ui
+        g += 2
+    if g < n_groups:
         jg = jc[g]
         cells = sums[2 * joff[g] : 2 * joff[g + 1]]
         for i in range(i0, i1):
@@ -320,25 +357,53 @@ def _block_py(
             ww[i] = 1.0
     n_num = numerics.shape[1]
     n_groups = gstart.shape[0] - 1
-    # joint code of each group, feature by feature (SIMD over rows)
+    # joint code of each group (SIMD over rows), three features per loop
+    # where it can: fewer passes over jg and more columns streamed at once
+    # (measured 7% less time per row than one feature per loop)
     for g in range(n_groups):
         jg = jc[g]
         col = codes[r0 : r0 + k, feat[gstart[g]]]
         for i in range(k):
             jg[i] = np.uint16(col[i])
-        for m in range(gstart[g] + 1, gstart[g + 1]):
+        m, end = gstart[g] + 1, gstart[g + 1]
+        while m + 3 <= end:
+            ca = codes[r0 : r0 + k, feat[m]]
+            cb = codes[r0 : r0 + k, feat[m + 1]]
+            cc = codes[r0 : r0 + k, feat[m + 2]]
+            La = np.uint16(feat_levels[m])
+            Lb = np.uint16(feat_levels[m + 1])
+            Lc = np.uint16(feat_levels[m + 2])
+            for i in range(k):
+                j = np.uint16(jg[i] * La) + np.uint16(ca[i])
+                j = np.uint16(j * Lb) + np.uint16(cb[i])
+                jg[i] = np.uint16(j * Lc) + np.uint16(cc[i])
+            m += 3
+        while m < end:
             col = codes[r0 : r0 + k, feat[m]]
             L = np.uint16(feat_levels[m])
             for i in range(k):
                 jg[i] = np.uint16(jg[i] * L) + np.uint16(col[i])
-    # linear predictor
+            m += 1
+    # linear predictor: four numeric columns per loop where it can (the
+    # terms still added one by one, in column order)
     for i in range(k):
         eta[i] = intercept
-    for q in range(n_num):
+    q = 0
+    while q + 4 <= n_num:
+        b0, b1, b2, b3 = beta_num[q], beta_num[q + 1], beta_num[q + 2], beta_num[q + 3]
+        x0 = numerics[r0 : r0 + k, q]
+        x1 = numerics[r0 : r0 + k, q + 1]
+        x2 = numerics[r0 : r0 + k, q + 2]
+        x3 = numerics[r0 : r0 + k, q + 3]
+        for i in range(k):
+            eta[i] = (((eta[i] + b0 * x0[i]) + b1 * x1[i]) + b2 * x2[i]) + b3 * x3[i]
+        q += 4
+    while q < n_num:
         b = beta_num[q]
         x = numerics[r0 : r0 + k, q]
         for i in range(k):
             eta[i] += b * x[i]
+        q += 1
     for g in range(n_groups):
         jg = jc[g]
         t_g = jlut[joff[g] : joff[g + 1]]
@@ -540,7 +605,13 @@ def _compiled() -> None:
         import numba as _numba
 
         numba = _numba
-        jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+        # "contract" is the only fast-math flag: a·b + c may be computed
+        # with one rounding (fused multiply-add), never reordered; the
+        # exponential's polynomial and the linear predictor take half the
+        # instructions (measured 20-28% faster at 50M rows)
+        jit = numba.njit(
+            cache=True, nogil=True, error_model="numpy", fastmath={"contract"}
+        )
         _dot = jit(_dot_py)
         _add_run = jit(_add_run_py)
         _add_pair_run = jit(_add_pair_run_py)

@@ -26,8 +26,10 @@ pytestmark = pytest.mark.skipif(
 @st.composite
 def problems(draw: st.DrawFn) -> tuple:
     """Random layouts, coefficients, codes, numerics, cells and weights."""
-    sizes = tuple(draw(st.lists(st.integers(1, 7), min_size=0, max_size=6)))
-    n_num = draw(st.integers(0, 3))
+    # up to 10 features and 9 numerics: groups and numeric columns are
+    # handled several per loop in the kernel, with remainders
+    sizes = tuple(draw(st.lists(st.integers(1, 7), min_size=0, max_size=10)))
+    n_num = draw(st.integers(0, 9))
     n = draw(st.integers(0, 3000))
     n_cells = draw(st.integers(1, 60))
     seed = draw(st.integers(0, 2**32 - 1))
@@ -62,6 +64,34 @@ def test_compiled_equals_reference(problem: tuple, cap: int | None) -> None:
     """Any packing of the features into joint codes gives the same sums."""
     ref = accumulate_reference(*problem)
     _close(kernel.accumulate_compiled(*problem, cap=cap), ref)
+
+
+@pytest.mark.parametrize("cap", [1, 6, 4096])
+@pytest.mark.parametrize("n_num", [4, 9])
+def test_many_groups_and_numerics(cap: int, n_num: int) -> None:
+    """Every loop that takes several groups, features or numeric columns at
+    once, and its remainder: 11 features (11 groups at cap 1, groups of one
+    to three at cap 6, groups of up to five at 4096) and 4 or 9 numerics,
+    with every choice of blocks."""
+    rng = np.random.default_rng(cap + n_num)
+    sizes = (2, 3, 4, 5, 6, 7, 2, 3, 2, 2, 3)
+    n, n_cells = 5000, 7
+    codes = np.empty((n, len(sizes)), dtype=np.int8, order="F")
+    for j, L in enumerate(sizes):
+        codes[:, j] = rng.integers(0, L, n)
+    numerics = np.asfortranarray(rng.normal(0, 1, (n, n_num)))
+    cell = np.sort(rng.integers(0, n_cells, n))
+    luts = tuple(rng.normal(0, 0.5, L) for L in sizes)
+    scorer = Scorer(-1.0, luts, rng.normal(0, 0.3, n_num), "logit")
+    problem = (scorer, codes, numerics, cell, n_cells, rng.uniform(0, 2, n))
+    layout = StatsLayout(sizes, n_num)
+    ref = accumulate_reference(*problem, layout)
+    for blocks in ((False, False), (True, False), (False, True), (True, True)):
+        got = kernel.accumulate_compiled(*problem, layout, blocks=blocks, cap=cap)
+        _close(got[:, :4], ref[:, :4])
+        for block, on in ((layout.x, blocks[0]), (layout.g, blocks[1])):
+            if on:
+                _close(got[:, block], ref[:, block])
 
 
 @settings(max_examples=60, deadline=None)
