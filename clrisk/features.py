@@ -548,7 +548,14 @@ def _integer_codes(
     ):
         # consecutive codes for consecutive levels (0/1, or 1..k for levels
         # 0..k-1): one subtraction, not a gather (50x faster), in int16
-        # (exact: the values and the results fit)
+        # (exact: the values and the results fit), or in the column's own
+        # type when it is that of `out` and holds the shift (no casts)
+        if values.dtype == out.dtype:
+            if shift == 0:
+                np.copyto(out, values)
+                return out
+            if np.can_cast(np.min_scalar_type(shift), out.dtype):
+                return np.add(values, out.dtype.type(shift), out=out)
         return np.add(values, shift, out=out, dtype=np.int16, casting="unsafe")
     # shift negative codes in a wide type (int8 - lo could overflow); indices
     # are within the table by construction (lo <= value <= hi), so "clip"

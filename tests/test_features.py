@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import finite_floats, mixed_code_columns, same_code_spellings
 
@@ -865,21 +865,26 @@ def test_integer_fast_path_equals_text_coding(values: list[int], dtype: str) -> 
 
 @settings(max_examples=40)
 @given(
-    first=st.integers(-200, 40_000),
+    first=st.one_of(st.integers(-130, 130), st.integers(-200, 40_000)),
     n_levels=st.integers(2, 8),
     gap=st.booleans(),
-    dtype=st.sampled_from(["int16", "int32", "int64"]),
+    dtype=st.sampled_from(["int8", "int16", "int32", "int64"]),
+    out=st.sampled_from([None, "int8", "int16"]),
     seed=st.integers(0, 2**16),
 )
+@example(first=0, n_levels=3, gap=False, dtype="int8", out="int8", seed=0)
+@example(first=1, n_levels=2, gap=False, dtype="int16", out="int16", seed=0)
+@example(first=-5, n_levels=4, gap=False, dtype="int8", out="int8", seed=0)
 def test_consecutive_integer_codes_equal_text_coding(
-    first: int, n_levels: int, gap: bool, dtype: str, seed: int
+    first: int, n_levels: int, gap: bool, dtype: str, out: str | None, seed: int
 ) -> None:
-    """Codes first..first+k-1 for levels 0..k-1 (the subtraction shortcut), or
-    with a gap in the code map (the lookup table): same as via their text."""
+    """Codes first..first+k-1 for levels 0..k-1 (the subtraction shortcut, in
+    the column's own type when it is that of the output), or with a gap in the
+    code map (the lookup table): same as via their text."""
     from clrisk.features import _integer_codes, _level_index, to_text_codes
 
     raw = [first + k + (1 if gap and k == n_levels - 1 else 0) for k in range(n_levels)]
-    if np.iinfo(dtype).max < max(raw):
+    if np.iinfo(dtype).max < max(raw) or np.iinfo(dtype).min > min(raw):
         return
     levels = tuple(f"l{k}" for k in range(n_levels))
     code_map = {str(c): lev for c, lev in zip(raw, levels, strict=True)}
@@ -887,8 +892,10 @@ def test_consecutive_integer_codes_equal_text_coding(
     feat = clrisk.Feature("g", "categorical", levels=levels, sources={"s": source})
     values = np.random.default_rng(seed).choice(raw, 60).astype(dtype)
     col = pd.Series(values)
-    fast = _integer_codes(col, feat, code_map)
+    into = None if out is None else np.full(len(values), 99, dtype=out)
+    fast = _integer_codes(col, feat, code_map, out=into)
     fcodes, uniques = to_text_codes(col)
     slow = np.array([_level_index(feat, code_map, u) for u in uniques])[fcodes]
     assert fast is not None
+    assert into is None or fast is into
     np.testing.assert_array_equal(fast, slow)
