@@ -550,13 +550,15 @@ def _integer_codes(
         # 0..k-1): one subtraction, not a gather (50x faster), in int16
         # (exact: the values and the results fit), or in the column's own
         # type when it is that of `out` and holds the shift (no casts)
-        if values.dtype == out.dtype:
-            if shift == 0:
-                np.copyto(out, values)
-                return out
-            if np.can_cast(np.min_scalar_type(shift), out.dtype):
-                return np.add(values, out.dtype.type(shift), out=out)
-        return np.add(values, shift, out=out, dtype=np.int16, casting="unsafe")
+        if values.dtype == out.dtype and shift == 0:
+            np.copyto(out, values)
+        elif values.dtype == out.dtype and np.can_cast(
+            np.min_scalar_type(shift), out.dtype
+        ):
+            np.add(values, out.dtype.type(shift), out=out)
+        else:
+            np.add(values, shift, out=out, dtype=np.int16, casting="unsafe")
+        return out
     # shift negative codes in a wide type (int8 - lo could overflow); indices
     # are within the table by construction (lo <= value <= hi), so "clip"
     # changes nothing: it only spares numpy a buffered copy of `out`, which
