@@ -654,7 +654,7 @@ def _true_eta(
     eth_b = np.r_[0.0, beta["ethnicity[indigenous]"], beta["ethnicity[afro]"]]
     sch_b = np.r_[0.0, beta[[f"head_schooling[{s}]" for s in SCHOOLING[1:]]]]
     br_b = np.r_[0.0, beta[[f"head_branch[{b}]" for b in BRANCHES[1:]]]]
-    return (
+    eta: np.ndarray = (
         beta["intercept"]
         + age_b[kids["band"]]
         + beta["sex"] * kids["female"]
@@ -674,6 +674,7 @@ def _true_eta(
         + beta["school_supply"] * np.round(terr["supply"], 3)[t]
         + terr["effect"][t]
     )
+    return eta
 
 
 def _hours(

@@ -119,7 +119,7 @@ class ModelFormatError(ClriskError, ValueError):
     """A model or specification file cannot be read or fails validation."""
 
 
-class NotFittedError(ClriskError, _SklearnNotFittedError):
+class NotFittedError(ClriskError, _SklearnNotFittedError):  # type: ignore[misc]
     """A model was used before :meth:`RiskModel.fit`."""
 
 

@@ -440,7 +440,8 @@ def _equal_breaks(xs: FloatArray, k: int) -> FloatArray:
     lo, hi = xs[0], xs[-1]
     if lo == hi:
         return np.empty(0, dtype=np.float64)
-    return lo + (hi - lo) * np.arange(1, k) / k
+    breaks: FloatArray = lo + (hi - lo) * np.arange(1, k) / k
+    return breaks
 
 
 def _quantile_breaks(xs: FloatArray, k: int) -> FloatArray:

@@ -16,20 +16,23 @@ _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
 def cdf(eta: np.ndarray, link: Link) -> np.ndarray:
     """Probability F(eta)."""
-    return expit(eta) if link == "logit" else ndtr(eta)
+    p: np.ndarray = expit(eta) if link == "logit" else ndtr(eta)
+    return p
 
 
 def pdf(eta: np.ndarray, link: Link, p: np.ndarray | None = None) -> np.ndarray:
     """Density dF/deta; pass `p` = F(eta) to save work for the logit."""
     if link == "logit":
-        p = expit(eta) if p is None else p
-        return p * (1.0 - p)
-    return np.exp(-0.5 * eta * eta) / _SQRT_2PI
+        q: np.ndarray = expit(eta) if p is None else p
+        return q * (1.0 - q)
+    f: np.ndarray = np.exp(-0.5 * eta * eta) / _SQRT_2PI
+    return f
 
 
 def pdf_slope(eta: np.ndarray, link: Link, p: np.ndarray | None = None) -> np.ndarray:
     """Second derivative d2F/deta2."""
     if link == "logit":
-        p = expit(eta) if p is None else p
-        return p * (1.0 - p) * (1.0 - 2.0 * p)
-    return -eta * pdf(eta, link)
+        q: np.ndarray = expit(eta) if p is None else p
+        return q * (1.0 - q) * (1.0 - 2.0 * q)
+    slope: np.ndarray = -eta * pdf(eta, link)
+    return slope

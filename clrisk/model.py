@@ -35,8 +35,14 @@ from clrisk.exceptions import (
     SchemaError,
     SeparationError,
 )
-from clrisk.features import CodedFrame, design_matrix, encode, indicator_values
-from clrisk.link import LINKS, cdf, pdf, pdf_slope
+from clrisk.features import (
+    CodedFrame,
+    Policy,
+    design_matrix,
+    encode,
+    indicator_values,
+)
+from clrisk.link import LINKS, Link, cdf, pdf, pdf_slope
 from clrisk.outcome import OutcomeRule
 from clrisk.quality import DataQuality
 from clrisk.solver import fit_binary, weighted_gram
@@ -135,11 +141,11 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self,
         spec: FeatureSpec | None = None,
         *,
-        link: str = "logit",
+        link: Link = "logit",
         max_iter: int = 100,
         tol: float = 1e-10,
         lonely_psu: str = "adjust",
-        on_invalid: str = "error",
+        on_invalid: Policy = "error",
         penalty: float = 0.0,
     ) -> None:
         self.spec = spec
@@ -252,7 +258,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             penalty=float(self.penalty),
             link=self.link,
             max_iter=self.max_iter,
-            tol=self.tol,  # type: ignore[arg-type]
+            tol=self.tol,
         )
         # |eta| > ~23 on the observed side, among rows that count (weight > 0).
         # With finite, moderate coefficients these are just extreme covariates
@@ -342,7 +348,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         ndarray of shape (n_rows,)
         """
         coded = self._encode_for_prediction(X, **kwargs)
-        return design_matrix(coded) @ self.params_
+        eta: np.ndarray = design_matrix(coded) @ self.params_
+        return eta
 
     def predict_proba(self, X: Any, **kwargs: Any) -> np.ndarray:
         """Probability of each class for each row.
@@ -369,7 +376,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         ndarray of shape (n_rows,)
         """
         p = self.predict_proba(X, **kwargs)[:, 1]
-        return np.asarray(self.classes_)[(p > 0.5).astype(int)]
+        labels: np.ndarray = np.asarray(self.classes_)[(p > 0.5).astype(int)]
+        return labels
 
     # -------------------------------------------------------------- reports
     def coef_table(self, *, alpha: float = 0.05) -> pd.DataFrame:
@@ -502,7 +510,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             "",
         ]
         table = self.coef_table()[["term", "coef", "se", "z", "p_value", "odds_ratio"]]
-        return "\n".join(head) + table.to_string(index=False, float_format="%.4f")
+        text: str = table.to_string(index=False, float_format="%.4f")
+        return "\n".join(head) + text
 
     # ------------------------------------------------------------- private
     def __sklearn_tags__(self) -> Any:
@@ -754,7 +763,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     examples=[f"row {r}" for r in coded.rows[bad][:5]],
                     fix="Weights must be finite and >= 0.",
                 )
-            w = sw
+            w: np.ndarray = sw
         elif coded.weight is not None:
             w = coded.weight
         else:
@@ -773,12 +782,14 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
 
 def _score_resid(
-    y: np.ndarray, eta: np.ndarray, p: np.ndarray, w: np.ndarray, link: str
+    y: np.ndarray, eta: np.ndarray, p: np.ndarray, w: np.ndarray, link: Link
 ) -> np.ndarray:
+    resid: np.ndarray = w * (y - p)
     if link == "logit":
-        return w * (y - p)
+        return resid
     v = np.maximum(p * (1 - p), 1e-300)
-    return w * (y - p) * pdf(eta, "probit") / v
+    out: np.ndarray = resid * pdf(eta, "probit") / v
+    return out
 
 
 def _infer_spec(table: pd.DataFrame) -> FeatureSpec:
@@ -812,7 +823,8 @@ def _design_column(
             examples=[f"row {r}" for r in rows[miss][:5]],
             fix="Every surveyed child needs its stratum and PSU.",
         )
-    return col.to_numpy()
+    codes: np.ndarray = col.to_numpy()
+    return codes
 
 
 def _check_levels(
@@ -863,7 +875,8 @@ def _standardised_sizes(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> np.nd
         return np.zeros(0)
     mean = np.average(X[:, 1:], axis=0, weights=w)
     sd = np.sqrt(np.average((X[:, 1:] - mean) ** 2, axis=0, weights=w))
-    return np.abs(beta[1:]) * sd
+    sizes: np.ndarray = np.abs(beta[1:]) * sd
+    return sizes
 
 
 def _with_source_column(term: str, spec: FeatureSpec, source: str) -> str:

@@ -188,7 +188,9 @@ class OutcomeRule:
 
 
 def _numbers(col: pd.Series, name: str, where: str) -> np.ndarray:
-    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    values: np.ndarray = pd.to_numeric(col, errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
     bad = np.isnan(values)
     if bad.any():
         _fail(

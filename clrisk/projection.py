@@ -9,10 +9,11 @@ risks of the factor decomposition.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from os import PathLike
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from clrisk.exceptions import (
     SchemaError,
 )
 from clrisk.factors import FactorWeights, decompose
-from clrisk.features import CodedFrame, Workspace, encode, to_text_codes
+from clrisk.features import CodedFrame, Policy, Workspace, encode, to_text_codes
 from clrisk.quality import DataQuality
 from clrisk.scoring import KERNELS, PassTotals, TerritoryStats, shifted_risk
 from clrisk.spec import INDICATORS, FeatureSpec
@@ -41,7 +42,7 @@ _MAX_GROUPS = 10_000  # combinations of breakdown values
 
 def predict(
     model: RiskModel,
-    frame: pd.DataFrame | Iterable[pd.DataFrame],
+    frame: pd.DataFrame | Iterable[pd.DataFrame] | str | PathLike[str] | Any,
     *,
     territory: str | None = None,
     weight: str | None = None,
@@ -54,7 +55,7 @@ def predict(
     level_scope: str = "national",
     thresholds: Sequence[float] | None = None,
     counterfactual: bool | None = None,
-    on_invalid: str = "error",
+    on_invalid: Policy = "error",
     chunk_size: int = 500_000,
     alpha: float = 0.05,
     kernel: str = "auto",
@@ -178,7 +179,7 @@ def predict(
             raise SchemaError(f"The frame file '{file_src.name}': {exc}") from None
     elif _is_dask(frame):
         source = source or spec.detect_source(
-            list(frame.columns), prefer=spec.frame_source
+            list(cast(Any, frame).columns), prefer=spec.frame_source
         )
     terr_col = territory
     if source is not None:
@@ -207,7 +208,8 @@ def predict(
                 "region=None."
             )
         n_rows = int(frame.sums[:, 0].sum())
-        parts, pairs, quality = [frame], [], DataQuality(n_rows, n_rows)
+        pairs: list[pd.DataFrame] = []
+        parts, quality = [frame], DataQuality(n_rows, n_rows)
         cached: list[CodedFrame] = []
     elif _is_dask(frame):
         if counterfactual:
@@ -220,7 +222,7 @@ def predict(
     else:
         pairs, quality = [], DataQuality()
         cached = []
-        pieces = (
+        pieces: Generator[tuple[int, pd.DataFrame, str], None, None] = (
             _file_pieces(file_src, pass_, chunk_size)
             if file_src is not None
             else _pieces(frame, chunk_size)
@@ -414,7 +416,7 @@ class _Pass:
     territory: str | None
     indicators: pd.DataFrame | None
     weight: str | None
-    on_invalid: str
+    on_invalid: Policy
     by: list[str]
     region: str | None
     kernel: str
@@ -532,7 +534,7 @@ class _Pass:
 
 def _file_pieces(
     src: FrameSource | None, pass_: _Pass, chunk_size: int
-) -> Iterator[tuple[int, pd.DataFrame, str]]:
+) -> Generator[tuple[int, pd.DataFrame, str], None, None]:
     """Batches of a file with the columns the pass needs, and where each is."""
     assert src is not None
     columns = pass_.columns()
@@ -575,13 +577,14 @@ def _dask_pass(
     frame: Any, pass_: _Pass, chunk_size: int
 ) -> tuple[list[TerritoryStats], list[pd.DataFrame], DataQuality]:
     """Map the pass over the partitions (where they live) and gather the sums."""
-    import dask
+    from dask.base import compute
+    from dask.delayed import delayed
 
     tasks = [
-        dask.delayed(_partition_pass)(pass_, part, i, chunk_size)
+        delayed(_partition_pass)(pass_, part, i, chunk_size)
         for i, part in enumerate(frame.to_delayed())
     ]
-    results = dask.compute(*tasks)
+    results = compute(*tasks)  # type: ignore[no-untyped-call]
     quality = DataQuality()
     for _, _, q in results:
         quality = quality + q
@@ -599,7 +602,7 @@ def _check_positive_int(value: Any, name: str) -> None:
 
 def _pieces(
     frame: pd.DataFrame | Iterable[pd.DataFrame], chunk_size: int
-) -> Iterator[tuple[int, pd.DataFrame, str]]:
+) -> Generator[tuple[int, pd.DataFrame, str], None, None]:
     """(row offset, table, where) pieces of at most `chunk_size` rows."""
     tables = [frame] if isinstance(frame, pd.DataFrame) else frame
     offset = 0

@@ -22,7 +22,7 @@ relationships imply, not what a programme would cause.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.stats as st
 
 from clrisk.exceptions import CoverageWarning, InvalidParameterError
-from clrisk.features import CodedFrame, Workspace
+from clrisk.features import CodedFrame, Policy, Workspace
 from clrisk.projection import _file_pieces, _Pass, _pieces
 from clrisk.spec import FeatureSpec
 from clrisk.stream import is_file_source, open_frame
@@ -130,9 +130,8 @@ class Scenario:
             self.table["change"].abs().sort_values(ascending=False).index
         ).head(n)
         cols = ["territory", "expected_count", "scenario_count", "change"]
-        return "\n".join(head) + top[cols].to_string(
-            index=False, float_format=lambda v: f"{v:,.1f}"
-        )
+        text: str = top[cols].to_string(index=False, float_format=lambda v: f"{v:,.1f}")
+        return "\n".join(head) + text
 
 
 def simulate(
@@ -144,7 +143,7 @@ def simulate(
     weight: str | None = None,
     indicators: pd.DataFrame | None = None,
     source: str | None = None,
-    on_invalid: str = "error",
+    on_invalid: Policy = "error",
     chunk_size: int = 500_000,
     alpha: float = 0.05,
     kernel: str = "auto",
@@ -191,7 +190,7 @@ def simulate(
         pass_.source = pass_.source or view.spec.detect_source(
             src.columns, prefer=view.spec.frame_source
         )
-        pieces: Iterable[tuple[int, pd.DataFrame, str]] = _file_pieces(
+        pieces: Generator[tuple[int, pd.DataFrame, str], None, None] = _file_pieces(
             src, pass_, chunk_size
         )
     else:
@@ -202,17 +201,17 @@ def simulate(
     base_totals, moved_totals = pass_.totals(), pass_.totals()
     share_of: dict[str, np.ndarray] = {}  # for a share= change
     space = Workspace()  # each piece is used before the next is coded
-    with closing(iter(pieces)) as rows:  # an error here stops a file's reader
+    with closing(pieces) as rows:  # an error here stops a file's reader
         for offset, chunk, where in rows:
             _, coded = pass_.prepare(chunk, offset, where, space)
             if coded.n == 0:
                 continue
             assert coded.territory is not None
             keys = pd.DataFrame({"territory": coded.territories})
-            cell, weight = coded.territory, coded.weight
-            base_totals.add(keys, cell, coded.codes, coded.numerics, weight)
+            cell, row_weight = coded.territory, coded.weight
+            base_totals.add(keys, cell, coded.codes, coded.numerics, row_weight)
             codes, numerics, selected = _apply(coded, todo, view.spec)
-            moved_totals.add(keys, cell, codes, numerics, weight)
+            moved_totals.add(keys, cell, codes, numerics, row_weight)
             if todo[0].share is not None:
                 share = _share_sums(coded, todo[0], view.spec, selected)
                 for t, sums in zip(coded.territories, share, strict=True):

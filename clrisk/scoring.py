@@ -79,7 +79,8 @@ class StatsLayout:
     @property
     def level_offsets(self) -> np.ndarray:
         """Start of each categorical feature within the x (or g) block."""
-        return np.r_[0, np.cumsum(self.level_sizes)[:-1]].astype(np.int64)
+        offsets: np.ndarray = np.r_[0, np.cumsum(self.level_sizes)[:-1]]
+        return offsets.astype(np.int64)
 
     @classmethod
     def for_spec(cls, spec: FeatureSpec) -> StatsLayout:

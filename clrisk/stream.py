@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ def open_frame(frame: str | Path | Any, *, sep: str = ",") -> FrameSource:
     )
 
 
-def read_ahead(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+def read_ahead(batches: Iterator[Any], depth: int = 1) -> Generator[Any, None, None]:
     """The items of `batches`, each read in a background thread while the
     caller works on the one before.
 

@@ -79,7 +79,7 @@ class ModelView:
                 term_to_x += [pos[(f.name, lv)] for lv in f.levels if lv != f.reference]
         return cls(
             spec=spec,
-            scorer=Scorer.from_params(spec, model.params_, model.link),  # type: ignore[arg-type]
+            scorer=Scorer.from_params(spec, model.params_, model.link),
             layout=StatsLayout.for_spec(spec),
             cov=model.cov_,
             term_to_x=np.asarray(term_to_x, dtype=np.int64),
@@ -346,10 +346,11 @@ class TerritoryRisk:
         # no policy area pushes the risk above the national level there
         none = "- (none above national)"
         top["lead_policy_area"] = top["lead_policy_area"].fillna(none)
-        return "\n".join(lines) + top.to_string(
+        text: str = top.to_string(
             index=False,
             formatters={"expected_count": "{:,.0f}".format, "risk": "{:.2f}%".format},
         )
+        return "\n".join(lines) + text
 
 
 def classify_risk(

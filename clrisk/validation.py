@@ -596,7 +596,7 @@ def _score_fold(
             territory=fitted.territory_,
             indicators=indicators,
             weight=weight,
-            on_invalid=model.on_invalid,  # type: ignore[arg-type]
+            on_invalid=model.on_invalid,
             where=f"the held-out part of fold {ctx.fold}",
         )
         rows = coded.rows
