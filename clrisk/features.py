@@ -323,11 +323,11 @@ def encode(
                 coded = np.where(unknown, feat.levels.index(level), coded)
                 reason = f"unknown code in '{src.column}' coded as '{level}'"
                 recoded[reason] = recoded.get(reason, 0) + int(unknown.sum())
-                examples = ", ".join(f"{c!r}" for c in top.index)
-                notes.append(f"recoded ({reason}), e.g. {examples}")
+                shown = ", ".join(f"{c!r}" for c in top.index)
+                notes.append(f"recoded ({reason}), e.g. {shown}")
                 warnings.warn(
                     f"{int(unknown.sum()):,} rows of '{src.column}' in {where} have "
-                    f"codes not in the code map of '{feat.name}' (e.g. {examples}); "
+                    f"codes not in the code map of '{feat.name}' (e.g. {shown}); "
                     f"coded as '{level}' as asked (unknown_as).",
                     ClriskWarning,
                     stacklevel=2,
@@ -452,9 +452,9 @@ def design_matrix(coded: CodedFrame, *, block: int = 8192) -> np.ndarray:
             layout.append((col, num_pos[feat.name], None))
             col += 1
             continue
-        keep = [k for k in range(len(feat.levels)) if k != feat.reference_index]
-        layout.append((col, cat_pos[feat.name], np.asarray(keep, dtype=np.int16)))
-        col += len(keep)
+        kept = [k for k in range(len(feat.levels)) if k != feat.reference_index]
+        layout.append((col, cat_pos[feat.name], np.asarray(kept, dtype=np.int16)))
+        col += len(kept)
     X = np.empty((coded.n, col), dtype=np.float64)
     for start in range(0, coded.n, block):
         rows = slice(start, start + block)
@@ -513,6 +513,12 @@ def _check_columns(
         )
 
 
+def _fits(value: int, dtype: np.dtype[Any]) -> bool:
+    """Whether `value` is within the range of the integer type `dtype`."""
+    info = np.iinfo(dtype)
+    return int(info.min) <= value <= int(info.max)
+
+
 def _integer_codes(
     col: pd.Series, feat: Feature, codes: Any, out: np.ndarray | None = None
 ) -> np.ndarray | None:
@@ -552,9 +558,7 @@ def _integer_codes(
         # type when it is that of `out` and holds the shift (no casts)
         if values.dtype == out.dtype and shift == 0:
             np.copyto(out, values)
-        elif values.dtype == out.dtype and np.can_cast(
-            np.min_scalar_type(shift), out.dtype
-        ):
+        elif values.dtype == out.dtype and _fits(shift, out.dtype):
             np.add(values, out.dtype.type(shift), out=out)
         else:
             np.add(values, shift, out=out, dtype=np.int16, casting="unsafe")
@@ -627,7 +631,7 @@ def _numeric_column(
     if pd.api.types.is_bool_dtype(col.dtype):
         col = col.astype("float64")
     if pd.api.types.is_numeric_dtype(col.dtype):
-        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        values: np.ndarray = col.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         values = pd.to_numeric(col, errors="coerce").to_numpy(
             dtype=np.float64, na_value=np.nan

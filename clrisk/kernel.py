@@ -159,7 +159,8 @@ class Groups:
     @property
     def offsets(self) -> np.ndarray:
         """Start of each group's joint codes, then the total (n_groups + 1)."""
-        return np.r_[0, np.cumsum(self.joint_sizes)].astype(np.int64)
+        starts: np.ndarray = np.r_[0, np.cumsum(self.joint_sizes)]
+        return starts.astype(np.int64)
 
     def tables(self, luts: tuple[np.ndarray, ...]) -> np.ndarray:
         """Summed coefficients of every joint code, groups concatenated."""
@@ -888,6 +889,7 @@ class Accumulator:
         self._fixed_cap = cap
         self._n_rows = n_rows
         self._groups: Groups | None = None
+        self._cap: int  # the cap of _groups, set with them (_reserve)
         self._acc = np.zeros((self.n_threads, 0, 0))
         self._done = np.zeros((0, layout.width))  # per-level sums set aside
 
@@ -932,7 +934,7 @@ class Accumulator:
     # ------------------------------------------------------------- private
     def _width(self, cap: int) -> int:
         groups = Groups.pack(tuple(self.layout.level_sizes), cap)
-        n_x = int(groups.offsets[-1]) + self.layout.n_numeric
+        n_x = int(groups.offsets[-1]) + int(self.layout.n_numeric)
         return 4 + n_x * int(self.blocks[0]) + n_x * int(self.blocks[1])
 
     def _cap_for(self, n_cells: int) -> int:

@@ -875,6 +875,8 @@ def test_integer_fast_path_equals_text_coding(values: list[int], dtype: str) -> 
 @example(first=0, n_levels=3, gap=False, dtype="int8", out="int8", seed=0)
 @example(first=1, n_levels=2, gap=False, dtype="int16", out="int16", seed=0)
 @example(first=-5, n_levels=4, gap=False, dtype="int8", out="int8", seed=0)
+@example(first=-128, n_levels=3, gap=False, dtype="int8", out="int8", seed=0)
+@example(first=3, n_levels=3, gap=False, dtype="int8", out="int8", seed=0)
 def test_consecutive_integer_codes_equal_text_coding(
     first: int, n_levels: int, gap: bool, dtype: str, out: str | None, seed: int
 ) -> None:

@@ -70,9 +70,9 @@ def test_compiled_equals_reference(problem: tuple, cap: int | None) -> None:
 @pytest.mark.parametrize("n_num", [4, 9])
 def test_many_groups_and_numerics(cap: int, n_num: int) -> None:
     """Every loop that takes several groups, features or numeric columns at
-    once, and its remainder: 11 features (11 groups at cap 1, groups of one
-    to three at cap 6, groups of up to five at 4096) and 4 or 9 numerics,
-    with every choice of blocks."""
+    once, and its remainder: 11 features (11 groups at cap 1; groups of one
+    or two at cap 6; two groups, of five and six features, at 4096) and 4
+    or 9 numerics, with every choice of blocks."""
     rng = np.random.default_rng(cap + n_num)
     sizes = (2, 3, 4, 5, 6, 7, 2, 3, 2, 2, 3)
     n, n_cells = 5000, 7
