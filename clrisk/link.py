@@ -21,10 +21,15 @@ def cdf(eta: np.ndarray, link: Link) -> np.ndarray:
 
 
 def pdf(eta: np.ndarray, link: Link, p: np.ndarray | None = None) -> np.ndarray:
-    """Density dF/deta; pass `p` = F(eta) to save work for the logit."""
+    """Density dF/deta; pass `p` = F(eta) to save work for the logit.
+
+    The logit density is F(eta)·F(-eta), not p·(1 - p): 1 - p loses its
+    digits when p is near 1 (and is 0 beyond eta = 37, where the density is
+    not), F(-eta) keeps them.
+    """
     if link == "logit":
         q: np.ndarray = expit(eta) if p is None else p
-        return q * (1.0 - q)
+        return q * expit(-eta)
     f: np.ndarray = np.exp(-0.5 * eta * eta) / _SQRT_2PI
     return f
 
@@ -33,6 +38,6 @@ def pdf_slope(eta: np.ndarray, link: Link, p: np.ndarray | None = None) -> np.nd
     """Second derivative d2F/deta2."""
     if link == "logit":
         q: np.ndarray = expit(eta) if p is None else p
-        return q * (1.0 - q) * (1.0 - 2.0 * q)
+        return pdf(eta, link, q) * (1.0 - 2.0 * q)
     slope: np.ndarray = -eta * pdf(eta, link)
     return slope

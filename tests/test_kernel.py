@@ -160,6 +160,11 @@ def test_extreme_linear_predictors() -> None:
     p = np.where(eta >= 0, 1 / (1 + z), z / (1 + z))
     np.testing.assert_allclose(got[:, 2], p, rtol=1e-15, atol=1e-300)
     np.testing.assert_allclose(got[:, 3], z / (1 + z) ** 2, rtol=1e-14, atol=1e-300)
+    # the numpy reference too, row by row (its logit density is F(eta)F(-eta),
+    # which keeps its digits where 1 - p does not)
+    ref = accumulate_reference(*args)
+    np.testing.assert_allclose(ref[:, 3], z / (1 + z) ** 2, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(got, ref, rtol=1e-14, atol=1e-300)
 
 
 @settings(max_examples=60, deadline=None)
