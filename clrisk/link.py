@@ -29,8 +29,8 @@ def pdf(eta: np.ndarray, link: Link, p: np.ndarray | None = None) -> np.ndarray:
     """
     if link == "logit":
         q: np.ndarray = expit(eta) if p is None else p
-        q_minus: np.ndarray = expit(-eta)
-        return q * q_minus
+        density: np.ndarray = q * expit(-eta)
+        return density
     f: np.ndarray = np.exp(-0.5 * eta * eta) / _SQRT_2PI
     return f
 
