@@ -2,12 +2,14 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_stream.py                   # 50M rows (writes ~1.5 GB)
+    python benchmarks/bench_stream.py                   # 50M rows (writes ~2.3 GB)
     python benchmarks/bench_stream.py --rows 5000000
+    python benchmarks/bench_stream.py --required         # non-null columns
 
 A Parquet file of N children x 20 categorical features (integer codes, 2-6
 levels) + 5 numeric features + a text territory code (2,000 territories,
-leading zeros) is written once to a temporary folder (row groups of 1M rows);
+leading zeros) is written once to a temporary folder (row groups of 1M rows;
+columns nullable as pandas writes them, or required with ``--required``);
 a model with the same 25 features is fitted on a 200,000-row sample and saved
 (in a process of its own). Then, for each ``--chunks`` size, in a fresh
 process each run (so that peak memory is that of loading the model and the
@@ -93,7 +95,12 @@ def _spec() -> object:
     return FeatureSpec(feats, territory={"survey": "territory", "census": "territory"})
 
 
-def write_file(path: Path, n: int, group: int = 1_000_000) -> None:
+def write_file(
+    path: Path, n: int, group: int = 1_000_000, required: bool = False
+) -> None:
+    """The frame as Parquet, row groups of `group` rows. Columns are
+    nullable, as pandas writes them, unless `required` (no definition levels
+    to decode)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -102,6 +109,10 @@ def write_file(path: Path, n: int, group: int = 1_000_000) -> None:
         table = pa.Table.from_pandas(
             _table(min(group, n - start), 100 + i), preserve_index=False
         )
+        if required:
+            table = table.cast(
+                pa.schema([f.with_nullable(False) for f in table.schema])
+            )
         writer = writer or pq.ParquetWriter(path, table.schema)
         writer.write_table(table)
     assert writer is not None
@@ -265,6 +276,11 @@ def main() -> None:
         type=Path,
         help="an existing frame file written by this benchmark (skips writing it)",
     )
+    parser.add_argument(
+        "--required",
+        action="store_true",
+        help="write the file with required (non-null) columns instead of nullable",
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--reference", action="store_true")
     parser.add_argument("--no-save", action="store_true")
@@ -272,11 +288,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.file or Path(tmp) / "frame.parquet"
         model = Path(tmp) / "model.json"
-        if args.file is None:
-            write_file(path, args.rows)
-        else:
-            import pyarrow.parquet as pq
+        import pyarrow.parquet as pq
 
+        if args.file is None:
+            write_file(path, args.rows, required=args.required)
+        else:
             args.rows = pq.ParquetFile(path).metadata.num_rows
         fit(model)
         size_mb = path.stat().st_size / 2**20
@@ -286,6 +302,7 @@ def main() -> None:
             **provenance(),
             "rows": args.rows,
             "file_mib": size_mb,
+            "required_columns": all(not f.nullable for f in pq.read_schema(path)),
         }
         for chunk in args.chunks:
             t_read = min(read_only(path, chunk) for _ in range(args.repeats))
