@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = ["predict", "territory_stats"]
 
+# (row offset, table, where it comes from) of each piece of a frame; a
+# generator, so that closing it stops a file's reader thread
+Pieces = Generator[tuple[int, pd.DataFrame, str], None, None]
+
 _MAX_GROUPS = 10_000  # combinations of breakdown values
 
 
@@ -222,7 +226,7 @@ def predict(
     else:
         pairs, quality = [], DataQuality()
         cached = []
-        pieces: Generator[tuple[int, pd.DataFrame, str], None, None] = (
+        pieces: Pieces = (
             _file_pieces(file_src, pass_, chunk_size)
             if file_src is not None
             else _pieces(frame, chunk_size)
@@ -532,9 +536,7 @@ class _Pass:
         return [c for c in dict.fromkeys([*codes, *extra]) if c]
 
 
-def _file_pieces(
-    src: FrameSource | None, pass_: _Pass, chunk_size: int
-) -> Generator[tuple[int, pd.DataFrame, str], None, None]:
+def _file_pieces(src: FrameSource | None, pass_: _Pass, chunk_size: int) -> Pieces:
     """Batches of a file with the columns the pass needs, and where each is."""
     assert src is not None
     columns = pass_.columns()
@@ -600,9 +602,7 @@ def _check_positive_int(value: Any, name: str) -> None:
         )
 
 
-def _pieces(
-    frame: pd.DataFrame | Iterable[pd.DataFrame], chunk_size: int
-) -> Generator[tuple[int, pd.DataFrame, str], None, None]:
+def _pieces(frame: pd.DataFrame | Iterable[pd.DataFrame], chunk_size: int) -> Pieces:
     """(row offset, table, where) pieces of at most `chunk_size` rows."""
     tables = [frame] if isinstance(frame, pd.DataFrame) else frame
     offset = 0

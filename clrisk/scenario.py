@@ -22,7 +22,7 @@ relationships imply, not what a programme would cause.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,7 @@ import scipy.stats as st
 
 from clrisk.exceptions import CoverageWarning, InvalidParameterError
 from clrisk.features import CodedFrame, Policy, Workspace
-from clrisk.projection import _file_pieces, _Pass, _pieces
+from clrisk.projection import Pieces, _file_pieces, _Pass, _pieces
 from clrisk.spec import FeatureSpec
 from clrisk.stream import is_file_source, open_frame
 from clrisk.territory import ModelView
@@ -190,9 +190,7 @@ def simulate(
         pass_.source = pass_.source or view.spec.detect_source(
             src.columns, prefer=view.spec.frame_source
         )
-        pieces: Generator[tuple[int, pd.DataFrame, str], None, None] = _file_pieces(
-            src, pass_, chunk_size
-        )
+        pieces: Pieces = _file_pieces(src, pass_, chunk_size)
     else:
         pieces = _pieces(frame, chunk_size)
 
