@@ -118,7 +118,7 @@ def to_text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
         codes, uniques = _categorical_codes(values)
     else:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    text = [_text(v) for v in uniques]
+    text = _texts(np.asarray(uniques, dtype=object))
     codes = np.asarray(codes, dtype=np.int64)
     if len(set(text)) < len(text):  # e.g. "05001" and " 05001", or 1 and "1"
         remap, merged = pd.factorize(np.asarray(text, dtype=object))
@@ -148,8 +148,17 @@ def _present_categories(raw: np.ndarray, n_categories: int) -> np.ndarray:
     return np.flatnonzero(present[:-1])
 
 
-def _sorted_text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _sorted_text_codes(
+    values: pd.Series, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`to_text_codes` with the distinct codes in sorted order.
+
+    Parameters
+    ----------
+    values : Series of shape (n,)
+    out : ndarray of shape (n,), int64, optional
+        Where to write the index of a categorical column without missing
+        values (see :class:`Workspace`).
 
     Returns
     -------
@@ -165,14 +174,17 @@ def _sorted_text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         raw = values.cat.codes.to_numpy()  # -1 for missing: the last slot below
         categories = values.cat.categories.to_numpy(dtype=object)
         used = _present_categories(raw, len(categories))
-        text = np.asarray([_text(v) for v in categories[used]], dtype=object)
+        text = np.asarray(_texts(categories[used]), dtype=object)
         # sorted, and categories with the same text (" 05001", "05001") merged
         distinct, rank = np.unique(text, return_inverse=True)
         lut = np.full(len(categories) + 1, -1, dtype=np.int64)
         lut[used] = rank
         if len(raw) and raw.min() < 0:  # missing values: -1 picks the last slot
             return lut[raw], distinct
-        return np.take(lut, raw), distinct  # faster than lut[raw] without -1
+        # every code is a category number, within the table: "clip" changes
+        # nothing and, with `out`, spares numpy a buffered copy (500,000
+        # rows: 0.4 ms, against 4 ms for np.take(lut, raw), 1 ms for lut[raw])
+        return np.take(lut, raw, out=out, mode="clip"), distinct
     codes, uniques = to_text_codes(values)
     order = np.argsort(np.asarray(uniques, dtype=object), kind="stable")
     lut = np.full(len(order) + 1, -1, dtype=np.int64)  # codes of -1 -> -1
@@ -189,6 +201,15 @@ def _run_heads(values: np.ndarray) -> np.ndarray:
     change[0] = True
     np.not_equal(values[1:], values[:-1], out=change[1:])
     return values[change]
+
+
+def _texts(values: np.ndarray) -> list[str]:
+    """:func:`_text` of each value; text values (a Parquet dictionary of
+    territory codes) are only stripped, without the per-value type checks
+    (2,000 codes: 0.2 ms instead of 3 ms)."""
+    if all(type(v) is str for v in values):
+        return [v.strip() for v in values]
+    return [_text(v) for v in values]
 
 
 def _text(v: Any) -> str:
@@ -360,7 +381,9 @@ def encode(
     terr_index: np.ndarray | None = None
     territories = np.array([], dtype=object)
     if territory is not None:
-        terr_index, territories = _sorted_text_codes(table[territory])
+        terr_index, territories = _sorted_text_codes(
+            table[territory], space.array("territory", (n, 1), np.int64)[:, 0]
+        )
         missing = terr_index < 0
         reject(
             missing,

@@ -219,11 +219,27 @@ def test_sorted_text_codes_same_for_categorical_and_text(
     as_cat = pd.Series(pd.Categorical(values, categories=cats))
     expected = sorted({v.strip() for v in values if v is not None})
     for col in (as_text, as_cat):
-        index, distinct = _sorted_text_codes(col)
-        assert list(distinct) == expected
-        assert index.dtype == np.int64
-        decoded = [distinct[i] if i >= 0 else None for i in index]
-        assert decoded == [v.strip() if v is not None else None for v in values]
+        # `out` (a workspace's memory, holding anything) is used or not
+        for out in (None, np.full(len(values), -7, dtype=np.int64)):
+            index, distinct = _sorted_text_codes(col, out)
+            assert list(distinct) == expected
+            assert index.dtype == np.int64
+            decoded = [distinct[i] if i >= 0 else None for i in index]
+            assert decoded == [v.strip() if v is not None else None for v in values]
+
+
+def test_texts_of_mixed_values_as_one_by_one() -> None:
+    """Text values are stripped on the fast path; any other value (a number,
+    a bool, a numpy string) takes the general one."""
+    from clrisk.features import _text, _texts
+
+    for values in (
+        [" 05001", "05002 ", "\t7"],
+        [" 05001", 1.0, True, np.str_(" b "), 3],
+        [],
+    ):
+        array = np.asarray(values, dtype=object)
+        assert _texts(array) == [_text(v) for v in values]
 
 
 def test_codes_are_int16_beyond_127_levels() -> None:
