@@ -45,7 +45,8 @@ from clrisk.features import (
 from clrisk.link import LINKS, Link, cdf, pdf, pdf_slope
 from clrisk.outcome import OutcomeRule
 from clrisk.quality import DataQuality
-from clrisk.solver import fit_binary, weighted_gram
+from clrisk.separation import SeparationCheckFailed, find_separation
+from clrisk.solver import GLMFit, fit_binary, weighted_gram
 from clrisk.spec import Feature, FeatureSpec, Source
 from clrisk.survey import LONELY_PSU, Design, design_meat
 
@@ -249,6 +250,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         if self.penalty == 0:  # a ridge penalty keeps these estimable
             if not inferred:
                 _check_levels(spec, coded, yv, w, source)
+            _check_two_valued(spec, Xm, yv, w, terms, rows, source)
             _check_rank(Xm, w, terms)
 
         fit = fit_binary(
@@ -260,25 +262,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             max_iter=self.max_iter,
             tol=self.tol,
         )
-        # |eta| > ~23 on the observed side, among rows that count (weight > 0).
-        # With finite, moderate coefficients these are just extreme covariates
-        # (e.g. very high incomes); separation shows as diverging coefficients.
-        extreme = (np.abs(yv - fit.p) < 1e-10) & (w > 0)
-        sizes = _standardised_sizes(Xm, w, fit.beta)
-        if extreme.any() and (not fit.converged or sizes.max(initial=0) > _DIVERGED):
-            raise SeparationError(
-                column=", ".join(
-                    _with_source_column(terms[1 + i], spec, source)
-                    for i in np.argsort(-sizes, kind="stable")[:3]
-                ),
-                problem="the outcome is (quasi-)perfectly predicted for some rows, so "
-                "the coefficients diverge (the columns named have the largest "
-                "standardised coefficients)",
-                n_bad=int(extreme.sum()),
-                examples=[f"row {r}" for r in rows[np.flatnonzero(extreme)][:5]],
-                fix="Merge sparse levels or drop the feature that separates the "
-                "outcome.",
-            )
+        if self.penalty == 0:
+            _check_separation(fit, Xm, yv, w, terms, rows, spec, source)
         if not fit.converged:
             warnings.warn(
                 f"RiskModel did not converge in {self.max_iter} iterations "
@@ -864,9 +849,58 @@ def _check_levels(
                 )
 
 
-# A coefficient whose one-SD change multiplies the odds by more than e^20
-# (5e8) is not a risk factor but a diverging estimate: separation.
+# A row fitted this close to its outcome (|eta| > 13.8 for the logit) is
+# rare without separation; with it, the rows that separate are fitted ever
+# closer as the solver goes on. Such rows, or a fit that did not converge,
+# call for the exact check (a linear program: a few seconds on 250,000 rows,
+# so not run on every fit).
+_NEAR = 1e-6
+# Without the exact check (its solver failed): a coefficient whose one-SD
+# change multiplies the odds by more than e^20 (5e8) is not a risk factor but
+# a diverging estimate.
 _DIVERGED = 20.0
+
+
+def _check_separation(
+    fit: GLMFit,
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    terms: list[str],
+    rows: np.ndarray,
+    spec: FeatureSpec,
+    source: str,
+) -> None:
+    """Raise :class:`SeparationError` when the columns of `X` separate the
+    outcome (quasi-completely or completely), naming them."""
+    near = (np.abs(y - fit.p) < _NEAR) & (w > 0)
+    if fit.converged and not near.any():
+        return
+    try:
+        found = find_separation(X, y, w)
+    except SeparationCheckFailed:
+        sizes = _standardised_sizes(X, w, fit.beta)
+        if not (near.any() and (not fit.converged or sizes.max(initial=0) > _DIVERGED)):
+            return
+        order, ahead = np.argsort(-sizes, kind="stable")[:3] + 1, near
+    else:
+        if found is None:
+            return
+        size = np.abs(found.direction)
+        size[0] = 0.0  # the intercept: not a column of the data
+        order = np.argsort(-size, kind="stable")[: min(3, np.count_nonzero(size))]
+        ahead = np.zeros(len(y), dtype=bool)
+        ahead[found.rows] = True
+    raise SeparationError(
+        column=", ".join(_with_source_column(terms[i], spec, source) for i in order),
+        problem="the outcome is (quasi-)perfectly predicted for some rows by the "
+        "columns named, so their coefficients diverge (no finite "
+        "maximum-likelihood estimate)",
+        n_bad=int(ahead.sum()),
+        examples=[f"row {r}" for r in rows[np.flatnonzero(ahead)][:5]],
+        fix="Merge sparse levels, or drop (or recode) the feature that separates "
+        "the outcome.",
+    )
 
 
 def _standardised_sizes(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -877,6 +911,48 @@ def _standardised_sizes(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> np.nd
     sd = np.sqrt(np.average((X[:, 1:] - mean) ** 2, axis=0, weights=w))
     sizes: np.ndarray = np.abs(beta[1:]) * sd
     return sizes
+
+
+def _check_two_valued(
+    spec: FeatureSpec,
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    terms: list[str],
+    rows: np.ndarray,
+    source: str,
+) -> None:
+    """A numeric column with two values (a 0/1 indicator) one of which has a
+    single outcome separates it, as a level of a categorical feature does.
+
+    Found here even when few rows have that value (then the fit converges
+    before those rows are fitted close to their outcome)."""
+    numeric = {f.name for f in spec.features if f.kind == "numeric"}
+    pos = w > 0
+    yp = y[pos]
+    for j, term in enumerate(terms):
+        if term not in numeric:
+            continue
+        x = X[pos, j]
+        lo, hi = x.min(initial=np.inf), x.max(initial=-np.inf)
+        if not lo < hi:
+            continue
+        low = x == lo
+        if not (low | (x == hi)).all():
+            continue
+        for value, mask in ((lo, low), (hi, ~low)):
+            outcomes = yp[mask]
+            if outcomes.min() == outcomes.max():
+                raise SeparationError(
+                    column=_with_source_column(term, spec, source),
+                    problem=f"every child with value {value:g} of '{term}' has "
+                    f"outcome {int(outcomes[0])}, which separates the outcome "
+                    "perfectly (no finite maximum-likelihood estimate)",
+                    n_bad=int(mask.sum()),
+                    examples=[f"row {r}" for r in rows[pos][mask][:5]],
+                    fix="Drop the feature, or recode it so that both values have "
+                    "children with and without the outcome.",
+                )
 
 
 def _with_source_column(term: str, spec: FeatureSpec, source: str) -> str:

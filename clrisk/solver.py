@@ -8,6 +8,7 @@ default tolerance stops with coefficients visibly off.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,7 +172,12 @@ def fit_binary(
     while not converged and n_iter < max_iter:
         n_iter += 1
         try:
-            step = linalg.solve(info, score, assume_a="pos")
+            # the information is near singular while coefficients diverge
+            # (separation: the caller tells the user, by name); near
+            # collinearity is reported before the fit
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", linalg.LinAlgWarning)
+                step = linalg.solve(info, score, assume_a="pos")
         except (linalg.LinAlgError, ValueError):
             step = linalg.lstsq(info, score)[0]
         t = 1.0
