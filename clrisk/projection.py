@@ -55,7 +55,7 @@ def predict(
     indicators: pd.DataFrame | None = None,
     source: str | None = None,
     levels: str = "jenks",
-    n_levels: int = 3,
+    n_levels: int | None = None,
     level_scope: str = "national",
     thresholds: Sequence[float] | None = None,
     counterfactual: bool | None = None,
@@ -104,7 +104,9 @@ def predict(
         Which source of the spec the frame is (detected from its columns).
     levels : str, default "jenks"
         Level method (see :func:`clrisk.levels.classify`).
-    n_levels : int, default 3
+    n_levels : int, optional
+        Number of levels: by default 3, or ``len(thresholds) + 1`` for
+        ``levels="fixed"`` (where an `n_levels` given must equal it).
     level_scope : {"national", "region"}
     thresholds : sequence of float, optional
         Risk thresholds (%) for ``levels="fixed"``.

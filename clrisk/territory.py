@@ -32,6 +32,7 @@ from clrisk.levels import Levels, classify
 from clrisk.quality import DataQuality
 from clrisk.scoring import Scorer, StatsLayout, TerritoryStats
 from clrisk.spec import FeatureSpec
+from clrisk.uncertainty import draw_ranks, draw_risks, level_shares
 
 if TYPE_CHECKING:
     from clrisk.model import RiskModel
@@ -296,12 +297,115 @@ class TerritoryRisk:
             "gap_high": 100 * (d + z * se),
         })  # fmt: skip
 
+    # ------------------------------------------------------- uncertainty
+    def uncertainty(
+        self,
+        *,
+        rank_by: str = "expected_count",
+        top: int | None = None,
+        n_draws: int = 2000,
+        random_state: int | np.random.Generator | None = 0,
+    ) -> pd.DataFrame:
+        """Intervals of the territories' ranks, and the chance of each level.
+
+        Joint draws of the coefficients from their covariance give every
+        territory a risk per draw, linearised as the delta-method intervals
+        are (see :mod:`clrisk.uncertainty`), so they carry the correlation
+        between territories that a ranking needs.
+
+        Parameters
+        ----------
+        rank_by : {"expected_count", "risk"}
+            Rank 1 is the territory with most expected children in child
+            labour, or with the highest risk.
+        top : int, optional
+            Also give the probability of being among the first `top`.
+        n_draws : int, default 2000
+            Draws of the coefficients (Monte Carlo error of a probability:
+            at most 0.5 / sqrt(n_draws), about 1.1 points for 2,000).
+        random_state : int, Generator or None, default 0
+            Seed of the draws: fixed by default, so a published table can be
+            reproduced.
+
+        Returns
+        -------
+        DataFrame
+            One row per territory of :attr:`table` (in its order):
+            ``territory``, ``rank`` (of the estimates; ties by territory
+            code), ``rank_low`` and ``rank_high`` (the central ``1 - alpha``
+            interval of the rank in the draws: the best and worst plausible
+            places), ``p_top`` when `top` is given, and ``p_<level>`` for
+            each risk level: the share of draws in which the territory's risk
+            falls in that level, the breaks of :attr:`levels` held fixed.
+            Territories without children have missing values.
+        """
+        if rank_by not in ("expected_count", "risk"):
+            raise InvalidParameterError(
+                "The 'rank_by' parameter must be 'expected_count' or 'risk'; "
+                f"got {rank_by!r}."
+            )
+        if not isinstance(n_draws, int | np.integer) or n_draws < 1:
+            raise InvalidParameterError(
+                f"The 'n_draws' parameter must be a positive integer; got {n_draws!r}."
+            )
+        cells = self.stats.by_territory()
+        w = cells.sums[:, 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = cells.sums[:, 2] / w
+            grad = self.view.gradient_sums(cells.sums) / w[:, None]
+        scored = np.isfinite(r)
+        names = cells.keys["territory"].to_numpy(dtype=object)[scored]
+        r, grad, w = r[scored], grad[scored], w[scored]
+        if top is not None and (
+            not isinstance(top, int | np.integer) or not 1 <= top <= len(r)
+        ):
+            raise InvalidParameterError(
+                f"The 'top' parameter must be an integer from 1 to {len(r)} (the "
+                f"territories with children); got {top!r}."
+            )
+        rng = np.random.default_rng(random_state)
+        normal = rng.standard_normal((n_draws, len(self.view.cov)))
+        risks = draw_risks(r, grad, self.view.cov, normal)
+        point = w * r if rank_by == "expected_count" else r
+        order = np.lexsort((names.astype(str), -point))  # ties by territory code
+        rank = np.empty(len(r), dtype=np.int64)
+        rank[order] = np.arange(1, len(r) + 1)
+        # the draws ranked in the same order as the estimates: ties alike
+        values = risks * w[:, None] if rank_by == "expected_count" else risks
+        ranks = np.empty_like(risks, dtype=np.int64)
+        ranks[order] = draw_ranks(values[order])
+        q = np.quantile(
+            ranks, [self.alpha / 2, 1 - self.alpha / 2], axis=1, method="inverted_cdf"
+        )
+        out = pd.DataFrame({
+            "territory": names,
+            "rank": rank,
+            "rank_low": q[0].astype(np.int64),
+            "rank_high": q[1].astype(np.int64),
+        })  # fmt: skip
+        if top is not None:
+            out["p_top"] = (ranks <= top).mean(axis=1)
+        groups = (
+            np.full(len(r), "national", dtype=object)
+            if self.levels.scope == "national"
+            else pd.Series(names).map(self.regions).astype(str).to_numpy()
+        )
+        shares = level_shares(
+            100 * risks, groups, self.levels.breaks, self.levels.level_names
+        )
+        for j, level in enumerate(self.levels.level_names):
+            out[f"p_{level}"] = shares[:, j]
+        whole = self.table[["territory"]].merge(out, on="territory", how="left")
+        for col in ("rank", "rank_low", "rank_high"):
+            whole[col] = whole[col].astype("Int64")
+        return whole
+
     # ----------------------------------------------------------- levels
     def classify(
         self,
         method: str = "jenks",
         *,
-        k: int = 3,
+        k: int | None = None,
         scope: str = "national",
         thresholds: Any = None,
     ) -> TerritoryRisk:
@@ -310,8 +414,9 @@ class TerritoryRisk:
         Parameters
         ----------
         method : {"jenks", "dalenius_hodges", "kmeans", "quantile", "equal", "fixed"}
-        k : int
-            Number of levels (ignored for "fixed": len(thresholds) + 1).
+        k : int, optional
+            Number of levels: by default 3, or ``len(thresholds) + 1`` for
+            "fixed" (where a `k` given must equal it).
         scope : {"national", "region"}
             Classify all territories together, or within each region.
         thresholds : sequence of float, optional
@@ -357,7 +462,7 @@ def classify_risk(
     table: pd.DataFrame,
     regions: pd.Series | None,
     method: str,
-    k: int,
+    k: int | None,
     scope: str,
     thresholds: Any,
 ) -> Levels:
