@@ -198,10 +198,11 @@ def _add_sites(sub: Any) -> None:
 
 
 def _frame(args: argparse.Namespace) -> Any:
-    """The frame: a CSV is read whole with the same detection and overrides as
-    every other table (separator, encoding, decimal comma, codes as text);
-    Parquet and Arrow files are streamed in batches by clrisk.predict."""
-    if args.frame.suffix.lower() in (".csv", ".txt", ".tsv"):
+    """The frame: a CSV, Excel or Stata file is read whole with the same
+    detection and overrides as every other table (separator, encoding,
+    decimal comma, sheet, codes as text); Parquet and Arrow files are
+    streamed in batches by clrisk.predict."""
+    if args.frame.suffix.lower() in (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".dta"):
         return _read(args, args.frame)
     return args.frame
 

@@ -98,10 +98,13 @@ class DataValidationError(ClriskError, ValueError):
         self.examples = list(examples)[:5]
         place = f" in {where}" if where else ""
         rows = "row" if self.n_bad == 1 else "rows"
-        message = f"Column '{column}'{place}: {problem} ({self.n_bad} {rows}"
-        if self.examples:
-            message += f"; e.g. {', '.join(repr(e) for e in self.examples)}"
-        message += ")."
+        message = f"Column '{column}'{place}: {problem}"
+        if self.n_bad or self.examples:  # not for a problem of the whole file
+            message += f" ({self.n_bad} {rows}"
+            if self.examples:
+                message += f"; e.g. {', '.join(repr(e) for e in self.examples)}"
+            message += ")"
+        message += "."
         if fix:
             message += f" {fix}"
         super().__init__(message)

@@ -8,6 +8,7 @@ scoring kernel. Nothing downstream looks at the original table again.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -205,19 +206,35 @@ def _run_heads(values: np.ndarray) -> np.ndarray:
 
 def _texts(values: np.ndarray) -> list[str]:
     """:func:`_text` of each value; text values (a Parquet dictionary of
-    territory codes) are only stripped, without the per-value type checks
-    (2,000 codes: 0.2 ms instead of 3 ms)."""
+    territory codes) skip the per-value type checks (2,000 codes: 0.2 ms
+    instead of 3 ms)."""
     if all(type(v) is str for v in values):
-        return [v.strip() for v in values]
+        return [_strip(v) for v in values]
     return [_text(v) for v in values]
 
 
 def _text(v: Any) -> str:
+    """The code a value stands for: integer-valued numbers as integers
+    (``1.0`` -> ``"1"``), text stripped of blanks and of a zero fraction
+    (``"1.0"``, as a CSV holds a float column, -> ``"1"``, as the same column
+    read from Parquet), booleans as 0/1."""
     if isinstance(v, bool | np.bool_):
         return str(int(v))
     if isinstance(v, float | np.floating) and float(v).is_integer():
         return str(int(v))
-    return str(v).strip()
+    return _strip(str(v))
+
+
+_ZERO_FRACTION = re.compile(r"^([-+]?\d+)\.0+$")
+
+
+def _strip(text: str) -> str:
+    text = text.strip()
+    if "." in text:
+        whole = _ZERO_FRACTION.match(text)
+        if whole:
+            return whole.group(1)
+    return text
 
 
 def encode(

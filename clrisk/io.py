@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clrisk.csvfmt import check_header, check_unique, decode, locale_numbers, sniff
 from clrisk.exceptions import (
     ClriskError,
     CoverageWarning,
@@ -36,9 +36,6 @@ from clrisk.exceptions import (
 )
 
 __all__ = ["ReadInfo", "read_table", "write_geojson", "write_table"]
-
-_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
-_DECIMAL_COMMA = re.compile(r"^\s*-?\d+(,\d+)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,8 @@ def read_table(
     sep, encoding, decimal : str, optional
         CSV settings; detected when not given.
     sheet : str or int, optional
-        Excel sheet by name or index (default: the first).
+        Excel sheet by name or index (default: the first); a number that is
+        the name of a sheet (``2018``) names it.
 
     Returns
     -------
@@ -162,6 +160,9 @@ def _read(
     if suffix in (".xlsx", ".xlsm"):
         return _read_excel(path, sheet)
     if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        check_unique(list(pq.read_schema(path).names), f"'{path}'")
         table = pd.read_parquet(path)
         return table, ReadInfo(str(path), "parquet", len(table), table.shape[1])
     if suffix in (".feather", ".arrow"):
@@ -317,48 +318,43 @@ def _json_value(value: object) -> object:
 def _read_csv(
     path: Path, sep: str | None, encoding: str | None, decimal: str | None
 ) -> tuple[pd.DataFrame, ReadInfo]:
-    raw = path.read_bytes()
-    if encoding is None:
-        for encoding in _ENCODINGS:
-            try:
-                text = raw.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
-    else:
-        text = raw.decode(encoding)
-    if sep is None:
-        sample = "\n".join(text.splitlines()[:50])
-        try:
-            sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-        except csv.Error:
-            sep = ","
-    table = pd.read_csv(
-        path,
-        sep=sep,
-        dtype=str,
-        encoding=encoding,
-        keep_default_na=False,
-        na_values=[""],
-    )
-    header = next(
-        csv.reader([text.lstrip("\ufeff").split("\n", 1)[0]], delimiter=sep), []
-    )  # pandas renames duplicates
-    dup = sorted({h for h in header if header.count(h) > 1})
-    if dup:
-        raise SchemaError(
-            f"'{path}' has several columns named {dup}; rename the copies."
-        )
-    if decimal is None:
-        decimal = "," if sep == ";" else "."
-    if decimal == ",":
-        for col in table.columns:
-            values = table[col].dropna()
-            if len(values) and values.str.match(_DECIMAL_COMMA).all():
-                if values.str.contains(",").any():
-                    table[col] = table[col].str.replace(",", ".", regex=False)
+    text, encoding = decode(path.read_bytes(), encoding)
+    dialect = sniff(text, sep, encoding, decimal)
+    check_header(text, dialect.sep, f"'{path}'")
+    try:
+        # index_col=False: a separator ending each data line (not the header)
+        # is an empty last field, not a shift of every column; a data line
+        # with more (non-empty) fields than the header is an error
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(
+                path,
+                sep=dialect.sep,
+                dtype=str,
+                encoding=dialect.encoding,
+                keep_default_na=False,
+                na_values=[""],
+                index_col=False,
+            )
+    except pd.errors.ParserWarning:
+        raise DataValidationError(
+            column="(file)",
+            problem="some data lines have more fields than the header",
+            n_bad=0,
+            fix=f"Check the separator (read as {dialect.sep!r}; pass sep= or --sep) "
+            "and the quoting of fields holding it.",
+            where=f"'{path}'",
+        ) from None
+    if dialect.decimal == ",":
+        locale_numbers(table, f"'{path}'")
     info = ReadInfo(
-        str(path), "csv", len(table), table.shape[1], encoding, sep, decimal
+        str(path),
+        "csv",
+        len(table),
+        table.shape[1],
+        dialect.encoding,
+        dialect.sep,
+        dialect.decimal,
     )
     return table, info
 
@@ -373,6 +369,8 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pd.DataFrame, Read
     with pd.ExcelFile(path, engine="openpyxl") as book:
         names = book.sheet_names
         chosen = names[0] if sheet is None else sheet
+        if isinstance(chosen, int) and str(chosen) in names:  # a sheet "2018"
+            chosen = str(chosen)
         if isinstance(chosen, int):
             if not 0 <= chosen < len(names):
                 raise InvalidParameterError(
@@ -384,6 +382,11 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pd.DataFrame, Read
             raise InvalidParameterError(
                 f"'{path}' has no sheet {chosen!r}; its sheets are {names}."
             )
+        header = pd.read_excel(book, sheet_name=chosen, header=None, nrows=1)
+        check_unique(
+            [v for v in header.iloc[0].tolist() if pd.notna(v)] if len(header) else [],
+            f"'{path}' (sheet {chosen!r})",
+        )
         table = pd.read_excel(book, sheet_name=chosen, dtype=str)
     return table, ReadInfo(
         str(path), "excel", len(table), table.shape[1], sheet=str(chosen)

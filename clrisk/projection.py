@@ -79,8 +79,10 @@ def predict(
         or the :class:`TerritoryStats` of a pass made elsewhere (see
         :func:`territory_stats`);
         a Parquet, Arrow IPC/Feather or CSV file (or a folder of Parquet files,
-        or a ``pyarrow.dataset.Dataset``), read in batches of `chunk_size` rows
-        with only the columns needed; or a ``dask.dataframe.DataFrame``, whose
+        a ``pyarrow.dataset.Dataset`` or a ``pyarrow.Table``), read in batches
+        of `chunk_size` rows with only the columns needed (a CSV file's
+        separator, encoding and decimal comma are detected as by
+        :func:`clrisk.read_table`); or a ``dask.dataframe.DataFrame``, whose
         partitions are scored where they live and whose statistics are added.
         All give results identical to the whole frame in memory.
     territory : str, optional
@@ -342,6 +344,44 @@ def _age_filter(
     return age, lo, hi
 
 
+def _check_ages(
+    raw: pd.Series,
+    age: pd.Series,
+    missing: np.ndarray,
+    offset: int,
+    column: str,
+    where: str,
+    on_invalid: str,
+) -> None:
+    """Ages that are not numbers are an error (a format problem of the
+    column); missing ones too unless `on_invalid` is "drop"."""
+    not_number = (age.isna() & raw.notna()).to_numpy()
+    for mask, problem, fix, always in (
+        (
+            not_number,
+            "ages that are not numbers",
+            "Write ages in years, as numbers with '.' as the decimal mark.",
+            True,
+        ),
+        (
+            missing,
+            "missing ages",
+            "Fill them in, or pass on_invalid='drop' to reject those rows.",
+            False,
+        ),
+    ):
+        if mask.any() and (always or on_invalid == "error"):
+            rows = np.flatnonzero(mask)[:5]
+            raise DataValidationError(
+                column=column,
+                problem=problem,
+                n_bad=int(mask.sum()),
+                examples=[f"row {offset + i}: {raw.iloc[i]!r}" for i in rows],
+                fix=fix,
+                where=where or "the frame",
+            )
+
+
 def _is_gender(spec: FeatureSpec, name: str) -> bool:
     """A binary feature of the policy area "gender" (e.g. the child's sex)."""
     names = {f.name for f in spec.features}
@@ -436,11 +476,49 @@ class _Pass:
         where: str,
         space: Workspace | None = None,
     ) -> tuple[pd.DataFrame, CodedFrame]:
-        """The rows within the age range, and their coding; rows outside the
-        range are counted in the coding's quality record, never lost. With
-        `space`, the coding is valid until the next piece coded in it."""
-        if self.ages is None:
+        """The rows to score (within the age range; with a region when
+        regions are asked), and their coding; the others are counted in the
+        coding's quality record with their reason, never lost. With `space`,
+        the coding is valid until the next piece coded in it."""
+        reasons: dict[str, np.ndarray] = {}  # reason -> rows set aside
+        if self.ages is not None:
+            reasons.update(self._age_rows(chunk, offset, where))
+        if self.region is not None and self.region in chunk.columns:
+            missing = chunk[self.region].isna().to_numpy()
+            if missing.any() and self.on_invalid == "error":
+                rows = np.flatnonzero(missing)[:5]
+                raise DataValidationError(
+                    column=self.region,
+                    problem="missing region codes",
+                    n_bad=int(missing.sum()),
+                    examples=[f"row {offset + i}" for i in rows],
+                    fix="Every row needs its region; or pass on_invalid='drop' to "
+                    "reject those rows.",
+                    where=where or "the frame",
+                )
+            reasons[f"missing region in '{self.region}'"] = missing
+        aside = np.zeros(len(chunk), dtype=bool)
+        counts: dict[str, int] = {}
+        for reason, mask in reasons.items():  # a row counts for its first reason
+            new = mask & ~aside
+            if new.any():
+                counts[reason] = int(new.sum())
+            aside |= new
+        if not aside.any():
             return chunk, self.encode(chunk, offset, where, space=space)
+        kept = ~aside
+        inside = chunk[kept]
+        numbers = offset + np.flatnonzero(kept)
+        coded = self.encode(inside, offset, where, numbers, space)
+        dropped = DataQuality(int(aside.sum()), 0, counts)
+        return inside, replace(coded, quality=coded.quality + dropped)
+
+    def _age_rows(
+        self, chunk: pd.DataFrame, offset: int, where: str
+    ) -> dict[str, np.ndarray]:
+        """Rows outside the age range, and rows without an age (those only
+        with on_invalid="drop": otherwise an error)."""
+        assert self.ages is not None
         column, lo, hi = self.ages
         if column not in chunk.columns:
             raise SchemaError(
@@ -448,17 +526,15 @@ class _Pass:
                 expected=[column],
                 received=[str(c) for c in chunk.columns],
             )
-        age = pd.to_numeric(chunk[column], errors="coerce")
+        raw = chunk[column]
+        age = pd.to_numeric(raw, errors="coerce")
+        missing = raw.isna().to_numpy()
+        _check_ages(raw, age, missing, offset, column, where, self.on_invalid)
         outside = (age.notna() & ~age.between(lo, hi)).to_numpy()
-        if not outside.any():
-            return chunk, self.encode(chunk, offset, where, space=space)
-        inside = chunk[~outside]
-        numbers = offset + np.flatnonzero(~outside)
-        coded = self.encode(inside, offset, where, numbers, space)
-        n_out = int(outside.sum())
-        reason = f"outside the age range {lo:g}-{hi:g} ('{column}')"
-        quality = coded.quality + DataQuality(n_out, 0, {reason: n_out})
-        return inside, replace(coded, quality=quality)
+        return {
+            f"outside the age range {lo:g}-{hi:g} ('{column}')": outside,
+            f"missing age ('{column}')": missing,
+        }
 
     def encode(
         self,
@@ -682,15 +758,8 @@ def _cells(
 
 def _region_pairs(coded: CodedFrame, chunk: pd.DataFrame, region: str) -> pd.DataFrame:
     assert coded.territory is not None
+    # no missing code: rows without a region were set aside (_Pass.prepare)
     c, u = to_text_codes(chunk[region].iloc[coded.rows])
-    if (c < 0).any():
-        raise DataValidationError(
-            column=region,
-            problem="missing region codes",
-            n_bad=int((c < 0).sum()),
-            examples=[f"row {r}" for r in coded.rows[c < 0][:5]],
-            fix="Every row needs its region.",
-        )
     pairs = np.unique(coded.territory * len(u) + c)
     return pd.DataFrame(
         {

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +34,15 @@ from typing import Any
 
 import pandas as pd
 
-from clrisk.exceptions import DataValidationError, InvalidParameterError
+from clrisk.csvfmt import check_header, check_unique, decode, locale_numbers, sniff
+from clrisk.exceptions import ClriskError, DataValidationError, InvalidParameterError
 
 __all__ = ["FrameSource", "is_file_source", "open_frame", "read_ahead"]
 
 PARQUET = (".parquet", ".pq", ".parq")
 ARROW = (".arrow", ".feather", ".ipc")
 CSV = (".csv", ".txt", ".tsv")
+_SNIFF_BYTES = 2**20  # the start of a CSV file its dialect is detected on
 
 
 @dataclass(frozen=True)
@@ -72,20 +75,25 @@ def is_file_source(frame: Any) -> bool:
     return type(frame).__module__.startswith("pyarrow") and hasattr(frame, "to_batches")
 
 
-def open_frame(frame: str | Path | Any, *, sep: str = ",") -> FrameSource:
+def open_frame(frame: str | Path | Any, *, sep: str | None = None) -> FrameSource:
     """Open a frame file or pyarrow dataset for batch reading.
 
     Parameters
     ----------
-    frame : str, Path or pyarrow.dataset.Dataset
-    sep : str, default ","
-        CSV field separator.
+    frame : str, Path, pyarrow.dataset.Dataset or pyarrow.Table
+    sep : str, optional
+        CSV field separator (detected by default, as are the encoding and a
+        decimal comma: see :mod:`clrisk.csvfmt`).
 
     Returns
     -------
     FrameSource
     """
     if not isinstance(frame, str | Path):
+        import pyarrow as pa
+
+        if isinstance(frame, pa.Table):
+            return _arrow_table(frame)
         return _dataset(frame, str(getattr(frame, "files", ["dataset"])[:1]))
     path = Path(frame)
     if not path.exists():
@@ -190,6 +198,7 @@ def _parquet(path: Path) -> FrameSource:
         names = list(meta.schema_arrow.names)
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise _unreadable(path, 0, None, exc) from None
+    check_unique(names, f"'{path}'")
 
     def batches(
         columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
@@ -242,8 +251,11 @@ def _arrow(path: Path) -> FrameSource:
             stream = ipc.open_stream(source)
         except Exception:
             raise _unreadable(path, 0, None, exc) from None
-        return _arrow_stream(path, list(stream.schema.names))
+        names = list(stream.schema.names)
+        check_unique(names, f"'{path}'")
+        return _arrow_stream(path, names)
     names = list(reader.schema.names)
+    check_unique(names, f"'{path}'")
 
     def batches(
         columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
@@ -287,43 +299,99 @@ def _arrow_stream(path: Path, names: list[str]) -> FrameSource:
     return FrameSource(str(path), names, batches)
 
 
-def _csv(path: Path, sep: str) -> FrameSource:
+def _csv(path: Path, sep: str | None) -> FrameSource:
+    """A CSV file in batches, with the detection of :func:`clrisk.read_table`
+    (separator, encoding, decimal comma) made on its first megabyte."""
     try:
-        header = pd.read_csv(path, sep=sep, nrows=0, encoding="utf-8-sig")
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+        if len(head) == _SNIFF_BYTES:  # whole lines: no character cut in two
+            head = head[: head.rfind(b"\n") + 1] or head
+        text, encoding = decode(head, None)
+        dialect = sniff(text, sep, encoding, None)
+        check_header(text, dialect.sep, f"'{path}'")
+        header = pd.read_csv(
+            path, sep=dialect.sep, nrows=0, encoding=dialect.encoding, index_col=False
+        )
+    except ClriskError:
+        raise
     except Exception as exc:
         raise _unreadable(path, 0, None, exc) from None
     names = [str(c) for c in header.columns]
+    comma = dialect.decimal == ","
 
     def batches(
         columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
     ) -> Iterator[tuple[int, pd.DataFrame]]:
-        text = {c: str for c in text_columns if c in columns}
+        # decimal commas: every column as text, numbers rewritten below
+        text: Any = str if comma else {c: str for c in text_columns if c in columns}
         offset = 0
         try:
-            # missing = empty cell only, as clrisk.io.read_table reads it
+            # missing = empty cell only, as clrisk.io.read_table reads it;
+            # every column read (not usecols), so that a line with a field
+            # too many (a separator inside an unquoted value, shifting the
+            # fields after it) is an error rather than silently cut
             reader = pd.read_csv(
                 path,
-                sep=sep,
-                usecols=list(columns),
+                sep=dialect.sep,
                 dtype=text,
                 chunksize=size,
-                encoding="utf-8-sig",
+                encoding=dialect.encoding,
                 keep_default_na=False,
                 na_values=[""],
+                index_col=False,
             )
             with reader:
-                for chunk in reader:
+                while True:
+                    with warnings.catch_warnings():  # more fields than the header
+                        warnings.simplefilter("error", pd.errors.ParserWarning)
+                        chunk = next(reader, None)
+                    if chunk is None:
+                        return
+                    chunk = chunk[list(columns)]
                     chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+                    if comma:
+                        locale_numbers(chunk, f"'{path}'")
                     yield offset, chunk
                     offset += len(chunk)
+        except pd.errors.ParserWarning:
+            raise DataValidationError(
+                column="(file)",
+                problem="some data lines have more fields than the header",
+                n_bad=0,
+                fix=f"Check the separator (read as {dialect.sep!r}) and the quoting "
+                "of fields holding it. No result was produced from the file.",
+                where=f"'{path}', rows {offset:,}-{offset + size:,}",
+            ) from None
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            if isinstance(exc, ClriskError):
+                raise
             raise _unreadable(path, offset, offset + size, exc) from None
 
     return FrameSource(str(path), names, batches)
 
 
+def _arrow_table(table: Any) -> FrameSource:
+    """A pyarrow Table in memory, in batches."""
+    name = "the Arrow table"
+    names = list(table.schema.names)
+    check_unique(names, name)
+
+    def batches(
+        columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
+    ) -> Iterator[tuple[int, pd.DataFrame]]:
+        offset = 0
+        for start in range(0, table.num_rows, size):
+            part = table.slice(start, size).select(list(columns))
+            yield offset, _to_pandas(part)
+            offset += part.num_rows
+
+    return FrameSource(name, names, batches)
+
+
 def _dataset(ds: Any, name: str) -> FrameSource:
     names = list(ds.schema.names)
+    check_unique(names, f"'{name}'")
 
     def batches(
         columns: Sequence[str], size: int, text_columns: Sequence[str] = ()

@@ -1,0 +1,258 @@
+"""Analysts' files scored as they are written, or refused with a reason.
+
+Regressions of an independent review of the inputs: thousands separators of
+decimal-comma files read as decimal points, duplicate column names resolved
+silently, ages that are not numbers scored as children, trailing separators
+shifting every column, a pyarrow Table refused with a bare traceback, a CSV
+path read without the dialect detection, a missing region reported at the
+wrong row, and codes written "1.0" refused in CSV but read in Parquet.
+"""
+
+from __future__ import annotations
+
+import codecs
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clrisk
+from clrisk.exceptions import ClriskWarning, DataValidationError, SchemaError
+from clrisk.io import read_table
+
+
+@pytest.fixture(scope="module")
+def country() -> clrisk.Country:
+    return clrisk.make_country(
+        random_state=5,
+        n_territories=30,
+        n_regions=3,
+        children_per_territory=60,
+        survey_children=3000,
+    )
+
+
+@pytest.fixture(scope="module")
+def model(country: clrisk.Country) -> clrisk.RiskModel:
+    return clrisk.RiskModel(country.spec).fit(country.survey, **country.fit_kwargs)
+
+
+@pytest.fixture(scope="module")
+def census(country: clrisk.Country) -> pd.DataFrame:
+    """The census with an expansion factor (integers from 200 to 2,999)."""
+    rng = np.random.default_rng(0)
+    return country.census.assign(
+        fexp=rng.integers(200, 3000, len(country.census)).astype(float)
+    )
+
+
+def _same(a: clrisk.TerritoryRisk, b: clrisk.TerritoryRisk) -> None:
+    assert a.quality.rows_used == b.quality.rows_used
+    np.testing.assert_allclose(
+        a.table["expected_count"], b.table["expected_count"], rtol=1e-12
+    )
+
+
+def _spanish(census: pd.DataFrame, path: Path) -> None:
+    """As Excel saves it in a Spanish locale: ';', cp1252, weights with a
+    thousands '.' (2.581) and decimal commas (0,5 added to some)."""
+    out = census.astype({"fexp": object})
+    fexp = census["fexp"].to_numpy() + np.where(np.arange(len(census)) % 3, 0.0, 0.5)
+    out["fexp"] = [
+        f"{v:,.1f}".replace(",", "X").replace(".", ",").replace("X", ".")
+        if v % 1
+        else f"{int(v):,}".replace(",", ".")
+        for v in fexp
+    ]
+    out.to_csv(path, sep=";", index=False, encoding="cp1252")
+
+
+def test_thousands_separators_of_a_decimal_comma_file(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    path = tmp_path / "censo.csv"
+    _spanish(census, path)
+    assert ";2.581" in path.read_text(encoding="cp1252")  # as Excel writes it
+    with pytest.warns(ClriskWarning, match=r"'fexp'.*thousands separator"):
+        table, info = read_table(path)
+    assert info.decimal == ","
+    fexp = census["fexp"].to_numpy() + np.where(np.arange(len(census)) % 3, 0.0, 0.5)
+    np.testing.assert_array_equal(table["fexp"].astype(float), fexp)
+    truth = clrisk.predict(
+        model, census.assign(fexp=fexp), territory="municipio", weight="fexp"
+    )
+    _same(clrisk.predict(model, table, territory="municipio", weight="fexp"), truth)
+    # the path itself, streamed in batches with the same detection
+    with pytest.warns(ClriskWarning, match="thousands separator"):
+        streamed = clrisk.predict(
+            model, path, territory="municipio", weight="fexp", chunk_size=1000
+        )
+    _same(streamed, truth)
+
+
+def test_dot_meaning_two_things_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("cod;fexp\n05001;1.234\n05002;1.5\n05003;7\n", encoding="utf-8")
+    with pytest.raises(DataValidationError, match=r"'fexp'.*'1\.5', rows \[1\]"):
+        read_table(path)
+    table, _ = read_table(path, decimal=".")  # as the user says
+    assert table["fexp"].tolist() == ["1.234", "1.5", "7"]
+
+
+def test_decimal_points_in_a_semicolon_file_stay(tmp_path: Path) -> None:
+    """Values such as 0.125 or 31.5 cannot be grouped thousands: read as
+    written, without a warning."""
+    path = tmp_path / "t.csv"
+    path.write_text("cod;p\n05001;0.125\n05002;31.5\n", encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table, _ = read_table(path)
+    assert table["p"].tolist() == ["0.125", "31.5"]
+
+
+def test_trailing_separators_and_extra_fields(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    lines = census.to_csv(sep=";", index=False, lineterminator="\n").splitlines()
+    path = tmp_path / "trail.csv"
+    path.write_text("\n".join([lines[0]] + [x + ";" for x in lines[1:]]) + "\n")
+    table, info = read_table(path)
+    assert info.columns == census.shape[1]
+    assert table["municipio"].tolist() == census["municipio"].tolist()
+    truth = clrisk.predict(model, census, territory="municipio")
+    _same(clrisk.predict(model, table, territory="municipio"), truth)
+    _same(clrisk.predict(model, path, territory="municipio", chunk_size=999), truth)
+    extra = tmp_path / "extra.csv"
+    extra.write_text("\n".join([lines[0], lines[1] + ";9", *lines[2:]]) + "\n")
+    with pytest.raises(DataValidationError, match="more fields than the header"):
+        read_table(extra)
+    with pytest.raises(DataValidationError, match="more fields than the header"):
+        clrisk.predict(model, extra, territory="municipio")
+
+
+def test_mac_line_ends_and_utf16(tmp_path: Path, census: pd.DataFrame) -> None:
+    head = census.head(50)
+    text = head.to_csv(sep="\t", index=False, lineterminator="\n")
+    mac = tmp_path / "mac.csv"
+    mac.write_bytes(text.replace("\n", "\r").encode("cp1252"))
+    unicode_text = tmp_path / "unicode.txt"
+    unicode_text.write_bytes(codecs.BOM_UTF16_LE + text.encode("utf-16-le"))
+    for path, encoding in ((mac, "utf-8-sig"), (unicode_text, "utf-16")):
+        table, info = read_table(path)
+        assert (info.rows, info.encoding) == (50, encoding)
+        assert table["municipio"].tolist() == head["municipio"].tolist()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".parquet"])
+def test_duplicate_column_names(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame, suffix: str
+) -> None:
+    """A second 'p_sexo' column: refused by every reader, never one copy used."""
+    dup = census.head(200).copy()
+    dup.insert(3, "copy", "H")
+    dup.columns = [c if c != "copy" else "p_sexo" for c in dup.columns]
+    path = tmp_path / f"dup{suffix}"
+    if suffix == ".csv":
+        dup.to_csv(path, index=False)
+    elif suffix == ".xlsx":
+        pytest.importorskip("openpyxl")
+        dup.to_excel(path, index=False)
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrays = [pa.array(dup.iloc[:, j].astype(str)) for j in range(dup.shape[1])]
+        pq.write_table(pa.Table.from_arrays(arrays, names=list(dup.columns)), path)
+    with pytest.raises(SchemaError, match=r"several columns named \['p_sexo'\]"):
+        read_table(path)
+    if suffix != ".xlsx":  # predict reads Excel through read_table (the CLI)
+        with pytest.raises(SchemaError, match=r"several columns named \['p_sexo'\]"):
+            clrisk.predict(model, path, territory="municipio")
+
+
+def test_ages_that_are_not_numbers_or_missing(
+    model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    frame = census.assign(edad=census["p_edad"].astype(str).astype(object))
+    bad = frame.copy()
+    bad.loc[[3, 7], "edad"] = ["30 años", "treinta"]
+    with pytest.raises(DataValidationError, match=r"'edad'.*not numbers.*row 3"):
+        clrisk.predict(model, bad, territory="municipio", age="edad", age_range=(5, 17))
+    blank = frame.copy()
+    blank.loc[[4, 9, 2000], "edad"] = None
+    with pytest.raises(DataValidationError, match=r"'edad'.*missing ages.*row 2000"):
+        clrisk.predict(
+            model, blank, territory="municipio", age="edad", age_range=(5, 17)
+        )
+    dropped = clrisk.predict(
+        model,
+        blank,
+        territory="municipio",
+        age="edad",
+        age_range=(5, 17),
+        on_invalid="drop",
+        chunk_size=700,
+    )
+    assert dropped.quality.rejected == {"missing age ('edad')": 3}
+    assert dropped.quality.rows_used == len(census) - 3
+    assert dropped.quality.rows_read == len(census)
+
+
+def test_missing_region_at_its_row(
+    model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    frame = census.copy()
+    frame.loc[3001, "departamento"] = None
+    with pytest.raises(DataValidationError, match=r"'departamento'.*row 3001"):
+        clrisk.predict(
+            model, frame, territory="municipio", region="departamento", chunk_size=1000
+        )
+    dropped = clrisk.predict(
+        model,
+        frame,
+        territory="municipio",
+        region="departamento",
+        on_invalid="drop",
+        chunk_size=1000,
+    )
+    assert dropped.quality.rejected == {"missing region in 'departamento'": 1}
+    assert dropped.quality.rows_used == len(census) - 1
+
+
+def test_pyarrow_table(model: clrisk.RiskModel, census: pd.DataFrame) -> None:
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(census, preserve_index=False)
+    truth = clrisk.predict(model, census, territory="municipio")
+    _same(clrisk.predict(model, table, territory="municipio", chunk_size=500), truth)
+
+
+def test_integer_codes_written_with_a_zero_fraction(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    """A code column with a missing value is float in pandas: CSV holds 1.0,
+    Parquet 1.0 as a number; both mean code 1."""
+    frame = census.astype({"p_asiste": float})
+    frame.loc[5, "p_asiste"] = np.nan
+    csv, parquet = tmp_path / "f.csv", tmp_path / "f.parquet"
+    frame.to_csv(csv, index=False)
+    frame.to_parquet(parquet)
+    assert ",1.0," in csv.read_text()
+    a = clrisk.predict(model, csv, territory="municipio", on_invalid="drop")
+    b = clrisk.predict(model, parquet, territory="municipio", on_invalid="drop")
+    _same(a, b)
+    assert a.quality.rejected == {"missing value in 'p_asiste'": 1}
+
+
+def test_sheet_named_by_a_number(tmp_path: Path) -> None:
+    pytest.importorskip("openpyxl")
+    path = tmp_path / "indicadores.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame({"a": ["x"]}).to_excel(book, sheet_name="notas", index=False)
+        pd.DataFrame({"b": ["y"]}).to_excel(book, sheet_name="2018", index=False)
+    table, info = read_table(path, sheet=2018)
+    assert (info.sheet, list(table.columns)) == ("2018", ["b"])
+    table, info = read_table(path, sheet=0)
+    assert info.sheet == "notas"
