@@ -71,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             writable(args.output)  # fail before the work, not after it
         return int(args.run(args))
     except ClriskError as exc:
-        print(f"clrisk: error: {exc}", file=sys.stderr)
+        # the library's advice, in the command line's words
+        message = str(exc).replace("pass on_invalid='drop'", "pass --on-invalid drop")
+        print(f"clrisk: error: {message}", file=sys.stderr)
         return 1
 
 

@@ -354,8 +354,8 @@ def encode(
         )
         unknown = coded == -1
         if unknown.any():
-            counts = pd.Series(np.asarray(uniques, dtype=object)[fcodes[unknown]])
-            top = counts.value_counts().head(5)
+            found = np.asarray(uniques, dtype=object)[fcodes[unknown]]
+            top = pd.Series(found).value_counts().head(5)
             if feat.name in stated:  # the user said which level they mean
                 level = stated[feat.name]
                 coded = np.where(unknown, feat.levels.index(level), coded)
@@ -377,7 +377,7 @@ def encode(
                 f"unknown code in '{src.column}'",
                 src.column,
                 f"codes not in the code map of feature '{feat.name}'",
-                [f"{code!r} ({k} rows)" for code, k in top.items()],
+                _code_examples(found, np.flatnonzero(unknown), numbering),
                 f"Add them to [feature.source.{source}.codes] of '{feat.name}' in the "
                 "specification, or pass on_invalid='drop' to reject those rows.",
             )
@@ -424,6 +424,7 @@ def encode(
                 territory,
                 where,
                 reject,
+                numbering,
             )
 
     w: np.ndarray | None = None
@@ -611,6 +612,20 @@ def _integer_codes(
     return np.take(lut, index, out=out, mode="clip")
 
 
+def _code_examples(
+    codes: np.ndarray, rows: np.ndarray, numbering: Sequence[int] | np.ndarray
+) -> list[str]:
+    """The five most frequent of `codes` (found at positions `rows`), each
+    with its count and first row: ``'9' (3 rows, first row 120)``."""
+    found = pd.Series(codes)
+    first = found.groupby(found, sort=False).head(1)  # index: position in codes
+    first_row = {code: numbering[int(rows[i])] for i, code in first.items()}
+    return [
+        f"{code!r} ({k} {'row' if k == 1 else 'rows'}, first row {first_row[code]})"
+        for code, k in found.value_counts().head(5).items()
+    ]
+
+
 def _check_unknown_as(
     spec: FeatureSpec, unknown_as: Mapping[str, str] | None
 ) -> dict[str, str]:
@@ -733,6 +748,7 @@ def _join_indicators(
     territory: str,
     where: str,
     reject: Any,
+    numbering: Sequence[int] | np.ndarray,
 ) -> None:
     if indicators is None:
         raise InvalidParameterError(
@@ -746,7 +762,6 @@ def _join_indicators(
     row_pos = np.where(terr_index >= 0, np.r_[pos, -1][terr_index], -1)
     absent = (row_pos < 0) & ~missing_territory
     if absent.any():
-        counts = pd.Series(territories[terr_index[absent]]).value_counts().head(5)
         hint = ""
         if not pd.api.types.is_string_dtype(indicators[spec.territory[INDICATORS]]):
             hint = " The indicator key is not text: read it with dtype=str."
@@ -755,7 +770,9 @@ def _join_indicators(
             f"territory not in the indicator table ('{territory}')",
             territory,
             "territory codes missing from the indicator table",
-            [f"{c!r} ({k} rows)" for c, k in counts.items()],
+            _code_examples(
+                territories[terr_index[absent]], np.flatnonzero(absent), numbering
+            ),
             "Codes are compared as text: check leading zeros (e.g. '05001', not "
             f"'5001'), or pass on_invalid='drop' to reject those rows.{hint}",
         )

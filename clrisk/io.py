@@ -102,13 +102,17 @@ def read_table(
     Returns
     -------
     table : DataFrame
+        With ``table.attrs["path"]``: errors found in it later (e.g. by
+        :func:`clrisk.predict`) name the file.
     info : ReadInfo
     """
     path = Path(path)
     if not path.is_file():
         raise InvalidParameterError(f"The file '{path}' does not exist.")
     try:
-        return _read(path, sep, encoding, decimal, sheet)
+        table, info = _read(path, sep, encoding, decimal, sheet)
+        table.attrs["path"] = str(path)  # for messages naming the file
+        return table, info
     except ClriskError:  # already clear (and a ValueError: let it through)
         raise
     except ImportError as exc:  # an optional reader (pyarrow, openpyxl) missing

@@ -253,7 +253,7 @@ def predict(
         parts = [totals.stats()] if len(totals) else []
     if not parts:
         raise DataValidationError(
-            column=pass_.territory or territory or "territory",
+            column="(every column)",
             problem="no row of the frame could be scored",
             n_bad=quality.rows_read,
             fix="Check the frame and the rejected rows: "
@@ -690,8 +690,10 @@ def _pieces(frame: pd.DataFrame | Iterable[pd.DataFrame], chunk_size: int) -> Pi
                 f"Piece {i} of the frame is a {type(table).__name__}; expected a "
                 "pandas DataFrame."
             )
+        # a table read by clrisk.read_table knows its file
+        where = f"'{table.attrs['path']}'" if "path" in table.attrs else ""
         for start in range(0, max(len(table), 1), chunk_size):
-            yield offset + start, table.iloc[start : start + chunk_size], ""
+            yield offset + start, table.iloc[start : start + chunk_size], where
         offset += len(table)
 
 

@@ -351,3 +351,26 @@ def test_predict_progress_bar_on_a_terminal(
     monkeypatch.setattr(sys, "stderr", quiet)
     assert main([*args, "--quiet"]) == 0
     assert "%" not in quiet.getvalue()
+
+
+def test_predict_error_names_file_row_and_flag(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A census CSV with an unknown code: the message names the file, the
+    code's first row, and the fix in the command line's words."""
+    model = tmp_path / "model.json"
+    fit = ["fit", str(files["survey"]), "--spec", str(files["spec"]), "--outcome",
+           "trabajo_infantil", "--weight", "fexp", "--indicators",
+           str(files["indicators"]), "-o", str(model), "--quiet"]  # fmt: skip
+    assert main(fit) == 0
+    census = pd.read_parquet(files["census"])
+    census.loc[123, "p_sexo"] = "X"
+    path = tmp_path / "censo.csv"
+    census.to_csv(path, sep=";", index=False, encoding="cp1252")
+    capsys.readouterr()
+    args = ["predict", str(path), "--model", str(model), "--territory", "municipio",
+            "-o", str(tmp_path / "r.csv"), "--quiet"]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"'{path}'" in err and "first row 123" in err
+    assert "--on-invalid drop" in err and "on_invalid=" not in err

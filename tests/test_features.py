@@ -320,8 +320,8 @@ def test_text_matching_is_not_numeric_matching() -> None:
     with pytest.raises(DataValidationError) as info:
         encode(spec, table, source="s")
     assert info.value.n_bad == 3
-    assert "'01' (2 rows)" in str(info.value)
-    assert "'1.5' (1 rows)" in str(info.value)
+    assert "'01' (2 rows, first row 0)" in str(info.value)
+    assert "'1.5' (1 row, first row 1)" in str(info.value)
 
 
 def test_levels_used_directly_without_code_map() -> None:
@@ -438,7 +438,7 @@ def test_numeric_territory_column_loses_leading_zeros_and_says_so() -> None:
     assert err.n_bad == 3
     msg = str(err)
     assert "leading zeros" in msg
-    assert "'5004' (3 rows)" in msg
+    assert "'5004' (3 rows," in msg
     assert "10001" not in msg  # that one is found: its code has no leading zero
 
 
@@ -454,7 +454,7 @@ def test_numeric_indicator_key_gets_a_dtype_hint() -> None:
             indicators=ind,
         )
     assert info.value.n_bad == 1
-    assert "'05001' (1 rows)" in str(info.value)
+    assert "'05001' (1 row," in str(info.value)
 
 
 def test_territory_features_match_a_pandas_merge(country: clrisk.Country) -> None:
@@ -524,7 +524,7 @@ def test_unknown_codes_listed_with_counts(country: clrisk.Country) -> None:
     assert err.column == "etnia"
     assert err.n_bad == 4
     msg = str(err)
-    assert "'9' (3 rows)" in msg and "'X' (1 rows)" in msg
+    assert "'9' (3 rows," in msg and "'X' (1 row," in msg
     assert "ethnicity" in msg and "4 rows" in msg
     assert "on_invalid='drop'" in msg
 
@@ -625,7 +625,7 @@ def test_territory_missing_from_indicator_table(country: clrisk.Country) -> None
     err = info.value
     assert err.column == "cod_mun"
     assert err.n_bad == 3
-    assert "'99999' (2 rows)" in str(err) and "'88888' (1 rows)" in str(err)
+    assert "'99999' (2 rows," in str(err) and "'88888' (1 row," in str(err)
 
 
 def test_bad_arguments(country: clrisk.Country) -> None:

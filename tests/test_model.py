@@ -341,7 +341,8 @@ def test_unknown_code_and_drop_policy(country: clrisk.Country) -> None:
     s["etnia"] = s["etnia"].astype(object)
     s.loc[[0, 1, 2], "etnia"] = 9
     with pytest.raises(
-        DataValidationError, match=r"'etnia'.*codes not in the code map.*'9' \(3 rows\)"
+        DataValidationError,
+        match=r"'etnia'.*codes not in the code map.*'9' \(3 rows, first row 0\)",
     ):
         clrisk.RiskModel(country.spec).fit(s, **country.fit_kwargs)
     model = clrisk.RiskModel(country.spec, on_invalid="drop").fit(

@@ -326,7 +326,8 @@ def test_unknown_territory_is_an_error_or_reported(
     census = small.census.copy()
     census.loc[census.index[:3], "municipio"] = "99999"
     with pytest.raises(
-        DataValidationError, match=r"'municipio'.*'99999' \(3 rows\).*leading zeros"
+        DataValidationError,
+        match=r"'municipio'.*'99999' \(3 rows, first row 0\).*leading zeros",
     ):
         clrisk.predict(small_model, census, **small.predict_kwargs)
     risk = clrisk.predict(
@@ -428,7 +429,7 @@ def test_dropped_codes_are_named_in_the_quality_record(
         small_model, census, **small.predict_kwargs, on_invalid="drop"
     )
     assert risk.quality.reconciles and risk.quality.rows_rejected == 5
-    assert any("'99999' (5 rows)" in note for note in risk.quality.notes)
+    assert any("'99999' (5 rows, first row 0)" in note for note in risk.quality.notes)
 
 
 def test_every_territory_code_missing_is_a_clear_error(
@@ -529,7 +530,7 @@ def test_unknown_codes_mapped_to_a_stated_level(
     census = small.census.copy()
     census["p_etnia"] = census["p_etnia"].astype(object)
     census.loc[census.index[:7], "p_etnia"] = "OTRA"  # a code the spec lacks
-    with pytest.raises(DataValidationError, match="'OTRA' \\(7 rows\\)"):
+    with pytest.raises(DataValidationError, match="'OTRA' \\(7 rows, first row 0\\)"):
         clrisk.predict(small_model, census, **small.predict_kwargs)
     with pytest.warns(clrisk.ClriskWarning, match="rows of 'p_etnia'.*coded as 'none'"):
         risk = clrisk.predict(
@@ -565,7 +566,9 @@ def test_rows_outside_the_age_range_are_counted_not_lost(
     babies = small.census.head(5).assign(p_edad=2)
     census = pd.concat([adults, small.census, babies], ignore_index=True)
     # without the filter, ages outside the code map are errors naming the rows
-    with pytest.raises(DataValidationError, match=r"'p_edad'.*'40' \(30 rows\)"):
+    with pytest.raises(
+        DataValidationError, match=r"'p_edad'.*'40' \(30 rows, first row 0\)"
+    ):
         clrisk.predict(small_model, census, **small.predict_kwargs)
     risk = clrisk.predict(
         small_model,
