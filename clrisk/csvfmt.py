@@ -82,9 +82,28 @@ def sniff(text: str, sep: str | None, encoding: str, decimal: str | None) -> Dia
 
 
 def check_header(text: str, sep: str, where: str) -> None:
-    """Refuse a header naming one column twice (see :func:`check_unique`)."""
-    first = text.lstrip("\ufeff").splitlines()[:1]
-    check_unique(next(csv.reader(first, delimiter=sep), []), where)
+    """Refuse a header naming one column twice (see :func:`check_unique`),
+    and a first data line with more (non-empty) fields than the header.
+
+    pandas reads a separator ending every data line as an empty last field
+    (``index_col=False``), cuts a first line's extra fields with only a
+    warning, and refuses extra fields on any later line.
+    """
+    rows = csv.reader(text.lstrip("\ufeff").splitlines()[:50], delimiter=sep)
+    header = next(rows, [])
+    check_unique(header, where)
+    first = next(rows, [])
+    if any(field.strip() for field in first[len(header) :]):
+        raise DataValidationError(
+            column="(file)",
+            problem=f"the first data line has {len(first)} fields, the header "
+            f"{len(header)}",
+            n_bad=1,
+            examples=["row 0"],
+            fix=f"Check the separator (read as {sep!r}; pass sep=, CLI: --sep) and "
+            "the quoting of values holding it.",
+            where=where,
+        )
 
 
 def check_unique(names: list[str], where: str) -> None:

@@ -325,30 +325,18 @@ def _read_csv(
     text, encoding = decode(path.read_bytes(), encoding)
     dialect = sniff(text, sep, encoding, decimal)
     check_header(text, dialect.sep, f"'{path}'")
-    try:
-        # index_col=False: a separator ending each data line (not the header)
-        # is an empty last field, not a shift of every column; a data line
-        # with more (non-empty) fields than the header is an error
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(
-                path,
-                sep=dialect.sep,
-                dtype=str,
-                encoding=dialect.encoding,
-                keep_default_na=False,
-                na_values=[""],
-                index_col=False,
-            )
-    except pd.errors.ParserWarning:
-        raise DataValidationError(
-            column="(file)",
-            problem="some data lines have more fields than the header",
-            n_bad=0,
-            fix=f"Check the separator (read as {dialect.sep!r}; pass sep= or --sep) "
-            "and the quoting of fields holding it.",
-            where=f"'{path}'",
-        ) from None
+    # index_col=False: a separator ending each data line (not the header) is
+    # an empty last field, not a shift of every column (check_header refused
+    # a first line with a field too many; pandas refuses later ones)
+    table = pd.read_csv(
+        path,
+        sep=dialect.sep,
+        dtype=str,
+        encoding=dialect.encoding,
+        keep_default_na=False,
+        na_values=[""],
+        index_col=False,
+    )
     if dialect.decimal == ",":
         locale_numbers(table, f"'{path}'")
     info = ReadInfo(

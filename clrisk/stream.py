@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,7 +329,8 @@ def _csv(path: Path, sep: str | None) -> FrameSource:
             # missing = empty cell only, as clrisk.io.read_table reads it;
             # every column read (not usecols), so that a line with a field
             # too many (a separator inside an unquoted value, shifting the
-            # fields after it) is an error rather than silently cut
+            # fields after it) is an error rather than silently cut (the
+            # first line: check_header)
             reader = pd.read_csv(
                 path,
                 sep=dialect.sep,
@@ -342,27 +342,13 @@ def _csv(path: Path, sep: str | None) -> FrameSource:
                 index_col=False,
             )
             with reader:
-                while True:
-                    with warnings.catch_warnings():  # more fields than the header
-                        warnings.simplefilter("error", pd.errors.ParserWarning)
-                        chunk = next(reader, None)
-                    if chunk is None:
-                        return
+                for chunk in reader:
                     chunk = chunk[list(columns)]
                     chunk.index = pd.RangeIndex(offset, offset + len(chunk))
                     if comma:
                         locale_numbers(chunk, f"'{path}'")
                     yield offset, chunk
                     offset += len(chunk)
-        except pd.errors.ParserWarning:
-            raise DataValidationError(
-                column="(file)",
-                problem="some data lines have more fields than the header",
-                n_bad=0,
-                fix=f"Check the separator (read as {dialect.sep!r}) and the quoting "
-                "of fields holding it. No result was produced from the file.",
-                where=f"'{path}', rows {offset:,}-{offset + size:,}",
-            ) from None
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             if isinstance(exc, ClriskError):
                 raise

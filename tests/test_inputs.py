@@ -124,12 +124,16 @@ def test_trailing_separators_and_extra_fields(
     truth = clrisk.predict(model, census, territory="municipio")
     _same(clrisk.predict(model, table, territory="municipio"), truth)
     _same(clrisk.predict(model, path, territory="municipio", chunk_size=999), truth)
-    extra = tmp_path / "extra.csv"
-    extra.write_text("\n".join([lines[0], lines[1] + ";9", *lines[2:]]) + "\n")
-    with pytest.raises(DataValidationError, match="more fields than the header"):
-        read_table(extra)
-    with pytest.raises(DataValidationError, match="more fields than the header"):
-        clrisk.predict(model, extra, territory="municipio")
+    # a field too many (a separator inside an unquoted value): on the first
+    # data line or a later one, an error, never a line silently cut
+    for at, message in ((1, "first data line has 18 fields"), (500, "line 501")):
+        extra = tmp_path / f"extra{at}.csv"
+        shifted = [*lines[:at], lines[at] + ";9", *lines[at + 1 :]]
+        extra.write_text("\n".join(shifted) + "\n")
+        with pytest.raises(DataValidationError, match=message):
+            read_table(extra)
+        with pytest.raises(DataValidationError, match=message):
+            clrisk.predict(model, extra, territory="municipio", chunk_size=100)
 
 
 def test_mac_line_ends_and_utf16(tmp_path: Path, census: pd.DataFrame) -> None:
