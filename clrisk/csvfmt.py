@@ -4,8 +4,12 @@ Spreadsheets saved as CSV in Spanish and Portuguese locales use ``;`` as the
 separator, ``,`` as the decimal mark and ``.`` to group thousands
 (``2.581,5``), in cp1252 or Latin-1 rather than UTF-8; Excel's "Unicode Text"
 is UTF-16 and its "CSV (Macintosh)" ends lines with a bare carriage return.
-:func:`sniff` finds the separator, encoding and decimal mark;
-:func:`locale_numbers` turns the numbers of a decimal-comma file into the
+:func:`sniff` and :func:`sniff_file` find the separator, encoding and decimal
+mark; :func:`read_options` and :func:`drop_extra` check every line against the
+header, so that a line with a field too many (a separator inside an
+unquoted value, which shifts the fields after it) is refused rather than
+cut;
+:class:`LocaleNumbers` turns the numbers of a decimal-comma file into the
 ``.`` form the rest of clrisk reads, refusing a column where ``.`` could be
 either a decimal point or a thousands separator.
 """
@@ -16,24 +20,34 @@ import codecs
 import csv
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from clrisk.exceptions import ClriskWarning, DataValidationError, SchemaError
 
 __all__ = [
+    "EXTRA",
     "Dialect",
-    "check_header",
+    "LocaleNumbers",
     "check_unique",
     "decode",
-    "locale_numbers",
+    "drop_extra",
+    "header_names",
+    "read_options",
     "sniff",
+    "sniff_file",
 ]
 
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _SEPS = ",;\t|"
+_HEAD_BYTES = 2**20  # the start of a file its dialect is detected on
+_SCAN_BYTES = 2**24  # the block by which a whole file is checked to be UTF-8
+#: Name of the column that receives a field beyond the header's.
+EXTRA = "\x00clrisk:field beyond the header"
 # a number written in a decimal-comma locale: digits, or digits grouped by
 # thousands with ".", then an optional ",decimals"
 _LOCALE_NUMBER = re.compile(r"^\s*[-+]?(?:\d+|[1-9]\d{0,2}(?:\.\d{3})+)(?:,\d+)?\s*$")
@@ -81,29 +95,43 @@ def sniff(text: str, sep: str | None, encoding: str, decimal: str | None) -> Dia
     return Dialect(sep, encoding, decimal)
 
 
-def check_header(text: str, sep: str, where: str) -> None:
-    """Refuse a header naming one column twice (see :func:`check_unique`),
-    and a first data line with more (non-empty) fields than the header.
+def sniff_file(path: Path) -> tuple[Dialect, str]:
+    """The dialect of a file (as :func:`sniff`) from its first megabyte, the
+    encoding checked on the whole file, and the text of its first lines."""
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD_BYTES)
+        if head[:2] in _UTF16_BOMS:  # two bytes a character: cut anywhere
+            text = head.decode("utf-16", errors="ignore")
+            return sniff(text, None, "utf-16", None), text
+        if len(head) == _HEAD_BYTES:  # whole lines: no character cut in two
+            head = head[: head.rfind(b"\n") + 1] or head
+        text, encoding = decode(head, None)
+        if encoding == "utf-8-sig" and not _rest_is_utf8(fh):
+            encoding = "cp1252"  # a character beyond the head is not UTF-8
+            text = head.decode(encoding)
+    return sniff(text, None, encoding, None), text
 
-    pandas reads a separator ending every data line as an empty last field
-    (``index_col=False``), cuts a first line's extra fields with only a
-    warning, and refuses extra fields on any later line.
-    """
-    rows = csv.reader(text.lstrip("\ufeff").splitlines()[:50], delimiter=sep)
-    header = next(rows, [])
-    check_unique(header, where)
-    first = next(rows, [])
-    if any(field.strip() for field in first[len(header) :]):
-        raise DataValidationError(
-            column="(file)",
-            problem=f"the first data line has {len(first)} fields, the header "
-            f"{len(header)}",
-            n_bad=1,
-            examples=["row 0"],
-            fix=f"Check the separator (read as {sep!r}; pass sep=, CLI: --sep) and "
-            "the quoting of values holding it.",
-            where=where,
-        )
+
+def _rest_is_utf8(fh: Any) -> bool:
+    """Whether the rest of an open file decodes as UTF-8 (read in blocks)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        while block := fh.read(_SCAN_BYTES):
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def header_names(text: str, sep: str, where: str) -> list[str]:
+    """The column names of the header line (an empty one ``Unnamed: i``, as
+    pandas names it), refusing a name given twice."""
+    first = text.lstrip("\ufeff").splitlines()[:1]
+    header = next(csv.reader(first, delimiter=sep), [])
+    names = [h if h.strip() else f"Unnamed: {i}" for i, h in enumerate(header)]
+    check_unique(names, where)
+    return names
 
 
 def check_unique(names: list[str], where: str) -> None:
@@ -116,65 +144,151 @@ def check_unique(names: list[str], where: str) -> None:
         )
 
 
-def locale_numbers(table: pd.DataFrame, where: str) -> None:
-    """Rewrite in place the numbers of a decimal-comma table (columns of
-    text) as ``.``-decimal text: ``2.581,5`` -> ``2581.5``.
+def read_options(
+    text: str, names: list[str], dialect: Dialect, where: str
+) -> dict[str, Any]:
+    """Options of ``pandas.read_csv`` for a file whose first lines are `text`
+    and header `names`: codes as written (missing = empty cell only), every
+    line checked against the header.
 
-    A column is rewritten when every value is such a number and one has a
-    ``,`` or a thousands ``.``; codes without either (``05001``) are left as
-    they are. Thousands separators removed are reported with a
-    :class:`ClriskWarning`. A column holding both grouped values
-    (``1.234``) and other values with a ``.`` (``1.5``) is refused: its
-    ``.`` means two things.
+    pandas refuses a line with more fields than the first data line, but
+    cuts the first data line's extra fields with only a warning: that line
+    is checked here. When it ends with an empty field (a separator ending
+    every line, as some exports write), one column more than the header,
+    :data:`EXTRA`, takes that field, and :func:`drop_extra` refuses a line
+    that puts a value there.
+    """
+    rows = csv.reader(text.lstrip("\ufeff").splitlines()[1:2], delimiter=dialect.sep)
+    first = next(rows, [])
+    beyond = first[len(names) :]
+    if any(field.strip() for field in beyond):
+        raise DataValidationError(
+            column="(file)",
+            problem=f"the first data line has {len(first)} fields, the header "
+            f"{len(names)} (a separator inside a value shifts the fields after it)",
+            n_bad=1,
+            examples=["row 0 (line 2)"],
+            fix=f"Quote the values holding the separator {dialect.sep!r}, or check "
+            "the separator (pass sep=, CLI: --sep). No result was produced.",
+            where=where,
+        )
+    return {
+        "sep": dialect.sep,
+        "encoding": dialect.encoding,
+        "header": 0,
+        "names": [*names, EXTRA] if len(beyond) == 1 else names,
+        "index_col": False,
+        "keep_default_na": False,
+        "na_values": [""],
+    }
+
+
+def drop_extra(table: pd.DataFrame, where: str, sep: str) -> pd.DataFrame:
+    """`table` without the :data:`EXTRA` column, refusing lines that hold a
+    field there: a separator inside a value has shifted their fields.
 
     Parameters
     ----------
-    table : DataFrame of text columns
-        Indexed by row number in the file (for messages).
+    table : DataFrame
+        Read with :func:`read_options` (unchanged without an :data:`EXTRA`
+        column), indexed by row number.
     where : str
         The file, for messages.
+    sep : str
+        The separator read.
     """
-    grouped_columns: list[str] = []
-    for col in table.columns:
-        values = table[col]
-        if not pd.api.types.is_string_dtype(values.dtype):
-            continue
-        values = values.dropna()
-        marked = values.str.contains(r"[.,]", regex=True)
-        if not len(values) or not marked.any():
-            continue
-        number = values.str.match(_LOCALE_NUMBER)
-        grouped = values.str.match(_GROUPED)
-        if number.all():
-            table[col] = (
-                table[col]
-                .str.replace(".", "", regex=False)
-                .str.replace(",", ".", regex=False)
+    if EXTRA not in table.columns:
+        return table
+    extra = table[EXTRA].notna().to_numpy()
+    if extra.any():
+        rows = table.index[extra]
+        raise DataValidationError(
+            column="(file)",
+            problem="lines with more fields than the header (a separator inside "
+            "a value shifts the fields after it)",
+            n_bad=int(extra.sum()),
+            examples=[f"row {r} (line {r + 2})" for r in rows[:5]],
+            fix=f"Quote the values holding the separator {sep!r}, or check the "
+            "separator (pass sep=, CLI: --sep). No result was produced.",
+            where=where,
+        )
+    return table.drop(columns=EXTRA)
+
+
+@dataclass
+class LocaleNumbers:
+    """Rewrite the numbers of a decimal-comma table (columns of text) as
+    ``.``-decimal text: ``2.581,5`` -> ``2581.5``; call it on the batches of
+    one file in order.
+
+    A column is read in the locale once a value shows it (a decimal comma,
+    or ``.`` grouping thousands: ``1.234``), and with ``.`` as a decimal
+    point once a value shows that (``1.5``, ``0.125``); codes without either
+    mark (``05001``) are left as they are. The reading is kept for the file,
+    so batches of any size give the same result, and a column showing both
+    is refused, whatever batch each value is in. Thousands separators
+    removed are reported once per column with a :class:`ClriskWarning`.
+    """
+
+    where: str
+    #: column -> read in the locale (True) or with "." as decimal point
+    locale: dict[str, bool] = field(default_factory=dict)
+    _warned: set[str] = field(default_factory=set)
+
+    def __call__(self, table: pd.DataFrame) -> None:
+        """Rewrite `table` (indexed by row number in the file) in place."""
+        grouped_now: list[str] = []
+        for col in table.columns:
+            text = table[col]
+            if not pd.api.types.is_string_dtype(text.dtype):
+                continue
+            values = text.dropna()
+            if not values.str.contains(r"[.,]").any():
+                continue
+            number = values.str.match(_LOCALE_NUMBER)
+            grouped = values.str.match(_GROUPED)
+            comma = number & values.str.contains(",", regex=False)
+            point = values.str.contains(".", regex=False) & ~grouped
+            shows_locale = comma | grouped
+            before = self.locale.get(str(col))
+            if (point.any() and (shows_locale.any() or before is True)) or (
+                shows_locale.any() and before is False
+            ):
+                self._refuse(str(col), values, point if point.any() else shows_locale)
+            if shows_locale.any():
+                self.locale[str(col)] = True
+            elif point.any():
+                self.locale[str(col)] = False
+            if self.locale.get(str(col)):
+                match = text.str.match(_LOCALE_NUMBER).fillna(False).astype(bool)
+                local = text.str.replace(".", "", regex=False).str.replace(
+                    ",", ".", regex=False
+                )
+                table[col] = local.where(match, text)
+                if grouped.any() and str(col) not in self._warned:
+                    self._warned.add(str(col))
+                    grouped_now.append(f"'{col}' (e.g. {values[grouped].iloc[0]!r})")
+        if grouped_now:
+            warnings.warn(
+                f"{self.where} has decimal commas, so '.' in "
+                f"{', '.join(grouped_now)} was read as a thousands separator "
+                "('2.581' = 2581); if it is a decimal point, read the file with "
+                "clrisk.io.read_table(path, decimal='.') (CLI: --decimal .).",
+                ClriskWarning,
+                stacklevel=3,
             )
-            if grouped.any():
-                grouped_columns.append(f"'{col}' (e.g. {values[grouped].iloc[0]!r})")
-            continue
-        other = values.str.contains(".", regex=False) & ~grouped
-        if grouped.any() and other.any():
-            rows = [int(i) for i in values.index[other][:3]]
-            raise DataValidationError(
-                column=str(col),
-                problem="values with '.' as thousands separator (e.g. "
-                f"{values[grouped].iloc[0]!r}) and others where '.' cannot be "
-                f"one (e.g. {values[other].iloc[0]!r}, rows {rows})",
-                n_bad=int(other.sum()),
-                fix="Write the column with one decimal mark: re-export it with "
-                "',' decimals and no thousands separators (or, if '.' is the "
-                "decimal point throughout, read the file with "
-                "clrisk.read_table(path, decimal='.'); CLI: --decimal .).",
-                where=where,
-            )
-    if grouped_columns:
-        warnings.warn(
-            f"{where} has decimal commas, so '.' in {', '.join(grouped_columns)} "
-            "was read as a thousands separator ('2.581' = 2581); if it is a "
-            "decimal point, read the file with clrisk.read_table(path, "
-            "decimal='.') (CLI: --decimal .).",
-            ClriskWarning,
-            stacklevel=3,
+
+    def _refuse(self, col: str, values: pd.Series, bad: pd.Series) -> None:
+        rows = [int(i) for i in values.index[bad][:3]]
+        raise DataValidationError(
+            column=col,
+            problem="'.' read both as a thousands separator or beside decimal "
+            "commas (e.g. '1.234', '1,5') and as a decimal point (e.g. '1.5'); "
+            f"here {values[bad].iloc[0]!r}, rows {rows}",
+            n_bad=int(bad.sum()),
+            fix="Write the column with one decimal mark: re-export it with ',' "
+            "decimals and no thousands separators (or, if '.' is the decimal "
+            "point throughout, read the file with clrisk.io.read_table(path, "
+            "decimal='.'); CLI: --decimal .).",
+            where=self.where,
         )

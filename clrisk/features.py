@@ -645,6 +645,8 @@ def _check_unknown_as(
 
 def _level_index(feat: Feature, codes: Any, raw: str) -> int:
     level = raw if codes is None else codes.get(raw)
+    if level is None and codes is not None:  # a key written "1.0" means "1"
+        level = next((v for k, v in codes.items() if _strip(str(k)) == raw), None)
     if level is None or level not in feat.levels:
         return -1
     return feat.levels.index(level)

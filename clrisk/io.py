@@ -26,7 +26,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clrisk.csvfmt import check_header, check_unique, decode, locale_numbers, sniff
+from clrisk.csvfmt import (
+    LocaleNumbers,
+    check_unique,
+    decode,
+    drop_extra,
+    header_names,
+    read_options,
+    sniff,
+)
 from clrisk.exceptions import (
     ClriskError,
     CoverageWarning,
@@ -324,21 +332,12 @@ def _read_csv(
 ) -> tuple[pd.DataFrame, ReadInfo]:
     text, encoding = decode(path.read_bytes(), encoding)
     dialect = sniff(text, sep, encoding, decimal)
-    check_header(text, dialect.sep, f"'{path}'")
-    # index_col=False: a separator ending each data line (not the header) is
-    # an empty last field, not a shift of every column (check_header refused
-    # a first line with a field too many; pandas refuses later ones)
-    table = pd.read_csv(
-        path,
-        sep=dialect.sep,
-        dtype=str,
-        encoding=dialect.encoding,
-        keep_default_na=False,
-        na_values=[""],
-        index_col=False,
-    )
+    where = f"'{path}'"
+    names = header_names(text, dialect.sep, where)
+    table = pd.read_csv(path, dtype=str, **read_options(text, names, dialect, where))
+    table = drop_extra(table, where, dialect.sep)
     if dialect.decimal == ",":
-        locale_numbers(table, f"'{path}'")
+        LocaleNumbers(where)(table)
     info = ReadInfo(
         str(path),
         "csv",

@@ -82,7 +82,7 @@ def predict(
         a ``pyarrow.dataset.Dataset`` or a ``pyarrow.Table``), read in batches
         of `chunk_size` rows with only the columns needed (a CSV file's
         separator, encoding and decimal comma are detected as by
-        :func:`clrisk.read_table`); or a ``dask.dataframe.DataFrame``, whose
+        :func:`clrisk.io.read_table`); or a ``dask.dataframe.DataFrame``, whose
         partitions are scored where they live and whose statistics are added.
         All give results identical to the whole frame in memory.
     territory : str, optional
@@ -690,8 +690,10 @@ def _pieces(frame: pd.DataFrame | Iterable[pd.DataFrame], chunk_size: int) -> Pi
                 f"Piece {i} of the frame is a {type(table).__name__}; expected a "
                 "pandas DataFrame."
             )
-        # a table read by clrisk.read_table knows its file
-        where = f"'{table.attrs['path']}'" if "path" in table.attrs else ""
+        # a table read by clrisk.io.read_table knows its file: named while its
+        # rows are the file's (pandas keeps attrs through a filter too)
+        whole = table.index.equals(pd.RangeIndex(len(table)))
+        where = f"'{table.attrs['path']}'" if "path" in table.attrs and whole else ""
         for start in range(0, max(len(table), 1), chunk_size):
             yield offset + start, table.iloc[start : start + chunk_size], where
         offset += len(table)

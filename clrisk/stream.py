@@ -33,7 +33,15 @@ from typing import Any
 
 import pandas as pd
 
-from clrisk.csvfmt import check_header, check_unique, decode, locale_numbers, sniff
+from clrisk.csvfmt import (
+    Dialect,
+    LocaleNumbers,
+    check_unique,
+    drop_extra,
+    header_names,
+    read_options,
+    sniff_file,
+)
 from clrisk.exceptions import ClriskError, DataValidationError, InvalidParameterError
 
 __all__ = ["FrameSource", "is_file_source", "open_frame", "read_ahead"]
@@ -41,7 +49,6 @@ __all__ = ["FrameSource", "is_file_source", "open_frame", "read_ahead"]
 PARQUET = (".parquet", ".pq", ".parq")
 ARROW = (".arrow", ".feather", ".ipc")
 CSV = (".csv", ".txt", ".tsv")
-_SNIFF_BYTES = 2**20  # the start of a CSV file its dialect is detected on
 
 
 @dataclass(frozen=True)
@@ -299,54 +306,46 @@ def _arrow_stream(path: Path, names: list[str]) -> FrameSource:
 
 
 def _csv(path: Path, sep: str | None) -> FrameSource:
-    """A CSV file in batches, with the detection of :func:`clrisk.read_table`
-    (separator, encoding, decimal comma) made on its first megabyte."""
+    """A CSV file in batches, with the detection of :func:`clrisk.io.read_table`
+    (separator, encoding, decimal comma: :func:`clrisk.csvfmt.sniff_file`)."""
+    where = f"'{path}'"
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
-        if len(head) == _SNIFF_BYTES:  # whole lines: no character cut in two
-            head = head[: head.rfind(b"\n") + 1] or head
-        text, encoding = decode(head, None)
-        dialect = sniff(text, sep, encoding, None)
-        check_header(text, dialect.sep, f"'{path}'")
-        header = pd.read_csv(
-            path, sep=dialect.sep, nrows=0, encoding=dialect.encoding, index_col=False
-        )
+        dialect, text = sniff_file(path)
+        if sep is not None:
+            dialect = Dialect(sep, dialect.encoding, dialect.decimal)
+        names = header_names(text, dialect.sep, where)
     except ClriskError:
         raise
     except Exception as exc:
         raise _unreadable(path, 0, None, exc) from None
-    names = [str(c) for c in header.columns]
     comma = dialect.decimal == ","
+
+    options = read_options(text, names, dialect, where)
 
     def batches(
         columns: Sequence[str], size: int, text_columns: Sequence[str] = ()
     ) -> Iterator[tuple[int, pd.DataFrame]]:
-        # decimal commas: every column as text, numbers rewritten below
-        text: Any = str if comma else {c: str for c in text_columns if c in columns}
+        # codes as text; with decimal commas, numbers too (rewritten below).
+        # Every column is read (not usecols, which cuts a line's extra
+        # fields silently); the others with their inferred types (numbers
+        # are parsed without making a Python string of each value)
+        as_text = columns if comma else [c for c in text_columns if c in columns]
+        numbers = LocaleNumbers(where)
         offset = 0
         try:
-            # missing = empty cell only, as clrisk.io.read_table reads it;
-            # every column read (not usecols), so that a line with a field
-            # too many (a separator inside an unquoted value, shifting the
-            # fields after it) is an error rather than silently cut (the
-            # first line: check_header)
             reader = pd.read_csv(
                 path,
-                sep=dialect.sep,
-                dtype=text,
+                dtype={c: str for c in as_text},
                 chunksize=size,
-                encoding=dialect.encoding,
-                keep_default_na=False,
-                na_values=[""],
-                index_col=False,
+                low_memory=False,  # each batch's types inferred on the whole batch
+                **options,
             )
             with reader:
                 for chunk in reader:
-                    chunk = chunk[list(columns)]
                     chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+                    chunk = drop_extra(chunk, where, dialect.sep)[list(columns)]
                     if comma:
-                        locale_numbers(chunk, f"'{path}'")
+                        numbers(chunk)
                     yield offset, chunk
                     offset += len(chunk)
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:

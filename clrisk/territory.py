@@ -344,7 +344,11 @@ class TerritoryRisk:
                 "The 'rank_by' parameter must be 'expected_count' or 'risk'; "
                 f"got {rank_by!r}."
             )
-        if not isinstance(n_draws, int | np.integer) or n_draws < 1:
+        if (
+            isinstance(n_draws, bool)
+            or not isinstance(n_draws, int | np.integer)
+            or n_draws < 1
+        ):
             raise InvalidParameterError(
                 f"The 'n_draws' parameter must be a positive integer; got {n_draws!r}."
             )
@@ -357,13 +361,21 @@ class TerritoryRisk:
         names = cells.keys["territory"].to_numpy(dtype=object)[scored]
         r, grad, w = r[scored], grad[scored], w[scored]
         if top is not None and (
-            not isinstance(top, int | np.integer) or not 1 <= top <= len(r)
+            isinstance(top, bool)
+            or not isinstance(top, int | np.integer)
+            or not 1 <= top <= len(r)
         ):
             raise InvalidParameterError(
                 f"The 'top' parameter must be an integer from 1 to {len(r)} (the "
                 f"territories with children); got {top!r}."
             )
-        rng = np.random.default_rng(random_state)
+        try:
+            rng = np.random.default_rng(random_state)
+        except (TypeError, ValueError):
+            raise InvalidParameterError(
+                "The 'random_state' parameter must be an integer, a numpy "
+                f"Generator or None; got {random_state!r}."
+            ) from None
         normal = rng.standard_normal((n_draws, len(self.view.cov)))
         risks = draw_risks(r, grad, self.view.cov, normal)
         point = w * r if rank_by == "expected_count" else r

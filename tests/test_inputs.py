@@ -260,3 +260,115 @@ def test_sheet_named_by_a_number(tmp_path: Path) -> None:
     assert (info.sheet, list(table.columns)) == ("2018", ["b"])
     table, info = read_table(path, sheet=0)
     assert info.sheet == "notas"
+
+
+# ------------------------------------------------ regressions from the second review
+def test_streamed_decimal_commas_do_not_depend_on_the_batch_size(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    """'.' as thousands in one row, as a decimal point in another: refused
+    whatever the batches (was: read one way or the other per batch)."""
+    frame = census.astype({"h_personas": object})
+    frame.loc[10, "h_personas"] = "1.005"
+    frame.loc[3500, "h_personas"] = "4.5"
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, sep=";", index=False)
+    for chunk_size in (1000, 10**6):
+        with (
+            warnings.catch_warnings(),  # the first batch's '1.005' warns
+            pytest.raises(DataValidationError, match=r"'h_personas'.*rows \[3500\]"),
+        ):
+            warnings.simplefilter("ignore", ClriskWarning)
+            clrisk.predict(model, path, territory="municipio", chunk_size=chunk_size)
+
+
+def test_stray_separator_in_a_file_with_trailing_separators(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    """Every line ends with ';' and one value holds a ';': its line is refused
+    (was: its fields shifted one place, the last one dropped)."""
+    lines = census.to_csv(sep=";", index=False, lineterminator="\n").splitlines()
+    lines = [lines[0]] + [x + ";" for x in lines[1:]]
+    fields = lines[700].split(";")
+    fields[3] = "X;" + fields[3]
+    lines[700] = ";".join(fields)[:-1]  # as many fields as the trailing lines
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError, match=r"more fields.*row 699 \(line 701\)"):
+        read_table(path)
+    with pytest.raises(DataValidationError, match=r"more fields.*row 699"):
+        clrisk.predict(model, path, territory="municipio", chunk_size=300)
+
+
+def test_code_map_keys_with_a_zero_fraction(
+    country: clrisk.Country, census: pd.DataFrame
+) -> None:
+    """A code map written {"1.0": "yes", "0.0": "no"} still reads the data's
+    "1.0" and "0.0" (which code as "1" and "0")."""
+    import dataclasses
+
+    from clrisk.features import encode
+    from clrisk.spec import Source
+
+    feats = []
+    for f in country.spec.features:
+        if f.name == "migrant":
+            sources = {
+                **f.sources,
+                "census": Source("p_migr", {"1.0": "yes", "0.0": "no"}),
+            }
+            f = dataclasses.replace(f, sources=sources)
+        feats.append(f)
+    spec = dataclasses.replace(country.spec, features=feats)
+    frame = census.assign(p_migr=census["p_migr"].map({1: "1.0", 0: "0.0"}))
+    coded = encode(
+        spec,
+        frame,
+        source="census",
+        territory="municipio",
+        indicators=country.indicators,
+    )
+    assert coded.quality.rows_used == len(census)
+
+
+def test_a_filtered_table_does_not_name_its_file(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    """Row numbers of a filtered table are positions in it, not in the file:
+    the message does not pretend otherwise."""
+    path = tmp_path / "t.csv"
+    census.assign(
+        p_etnia=np.where(np.arange(len(census)) == 2000, "ZZ", census["p_etnia"])
+    ).to_csv(path, index=False)
+    table, _ = read_table(path)
+    with pytest.raises(DataValidationError, match=rf"in '{path}'.*first row 2000"):
+        clrisk.predict(model, table, territory="municipio")
+    girls = table[table["p_sexo"] == table.loc[2000, "p_sexo"]]
+    with pytest.raises(DataValidationError) as info:
+        clrisk.predict(model, girls, territory="municipio")
+    assert str(path) not in str(info.value)
+
+
+def test_streamed_encodings_beyond_the_first_megabyte(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    big = pd.concat([census] * 6, ignore_index=True)  # about 2 MB of CSV
+    big.loc[len(big) - 1, "p_etnia"] = "NIÑ"  # cp1252 only near the end
+    truth = clrisk.predict(
+        model,
+        big.assign(p_etnia=big["p_etnia"].replace("NIÑ", "NIN")),
+        territory="municipio",
+        on_invalid="drop",
+    )
+    late = tmp_path / "late.csv"
+    big.to_csv(late, index=False, encoding="cp1252")
+    got = clrisk.predict(model, late, territory="municipio", on_invalid="drop")
+    assert got.quality.rejected == {"unknown code in 'p_etnia'": 1}
+    assert got.quality.rows_used == truth.quality.rows_used - 1
+    wide = tmp_path / "unicode.txt"
+    wide.write_bytes(
+        codecs.BOM_UTF16_LE
+        + big.to_csv(sep="\t", index=False, lineterminator="\n").encode("utf-16-le")
+    )
+    streamed = clrisk.predict(model, wide, territory="municipio", on_invalid="drop")
+    assert streamed.quality.rows_used == got.quality.rows_used

@@ -134,3 +134,24 @@ def test_without_the_exact_check_diverging_coefficients_still_refused(
     y = (x > 0).astype(int)
     with pytest.raises(SeparationError, match=r"'x0'.*\(60 rows"):
         clrisk.RiskModel().fit(x[:, None], y)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_a_few_separated_rows_in_a_large_or_weighted_sample(link: str) -> None:
+    """Two rows (of 100,000) that only a column's rare value predicts, or
+    three light rows among heavy ones: the gradient criterion is met before
+    those rows are fitted close to their outcome (was: a coefficient of 12.5
+    with a standard error of 0.7, "converged")."""
+    rng = np.random.default_rng(0)
+    n = 100_000
+    x1 = rng.normal(size=n)
+    x2 = np.zeros(n)
+    x2[:2] = [1.0, 1.01]
+    y = (rng.random(n) < 0.3).astype(int)
+    y[:2] = 1
+    with pytest.raises(SeparationError, match=r"'x1'.*\(2 rows"):
+        clrisk.RiskModel(link=link).fit(np.c_[x1, x2], y)
+    w = rng.uniform(100, 1000, n)
+    w[:2] = 1.0
+    with pytest.raises(SeparationError, match=r"'x1'"):
+        clrisk.RiskModel(link=link).fit(np.c_[x1, x2], y, sample_weight=w)

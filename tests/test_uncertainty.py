@@ -194,6 +194,12 @@ def test_bad_arguments(risk: clrisk.TerritoryRisk) -> None:
         risk.uncertainty(n_draws=0)
     with pytest.raises(InvalidParameterError, match=r"'top'.*1 to 40"):
         risk.uncertainty(top=41)
+    with pytest.raises(InvalidParameterError, match=r"'top'.*True"):
+        risk.uncertainty(top=True)
+    with pytest.raises(InvalidParameterError, match=r"'n_draws'.*True"):
+        risk.uncertainty(n_draws=True)
+    with pytest.raises(InvalidParameterError, match=r"'random_state'.*'a'"):
+        risk.uncertainty(random_state="a")
 
 
 @settings(max_examples=50, deadline=None)
