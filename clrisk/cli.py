@@ -426,6 +426,12 @@ def _add_predict(sub: Any) -> None:
         f"from the output (default {DEFAULT_MIN_CHILDREN}; 0: none)",
     )
     cmd.add_argument("--n-levels", type=int, default=3)
+    cmd.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="add each territory's rank interval and the probability of each "
+        "risk level (2,000 draws of the coefficients, seed 0)",
+    )
     _output(cmd, "territory table")
     _common(cmd)
     cmd.set_defaults(run=_predict)
@@ -624,6 +630,9 @@ def _predict(args: argparse.Namespace) -> int:
         age_range=_range(args.age_range),
     )
     progress.close()
+    if args.uncertainty:  # withheld with the rest of a small territory's row
+        ranks = risk.uncertainty()
+        risk = replace(risk, table=risk.table.merge(ranks, on="territory"))
     _say(args, "row accounting:\n  " + risk.quality.summary().replace("\n", "\n  "))
     if args.output.suffix.lower() == ".xlsx":
         inputs = {"frame": args.frame, "model": args.model}

@@ -374,3 +374,38 @@ def test_predict_error_names_file_row_and_flag(
     err = capsys.readouterr().err
     assert f"'{path}'" in err and "first row 123" in err
     assert "--on-invalid drop" in err and "on_invalid=" not in err
+
+
+def test_predict_with_uncertainty(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--uncertainty adds the rank interval and level probabilities, withheld
+    with the rest of a small territory's row."""
+    import clrisk
+
+    model = tmp_path / "model.json"
+    fit = ["fit", str(files["survey"]), "--spec", str(files["spec"]), "--outcome",
+           "trabajo_infantil", "--weight", "fexp", "--indicators",
+           str(files["indicators"]), "-o", str(model), "--quiet"]  # fmt: skip
+    assert main(fit) == 0
+    out = tmp_path / "riesgo.csv"
+    args = ["predict", str(files["census"]), "--model", str(model), "--territory",
+            "municipio", "--uncertainty", "--min-children", "140", "-o", str(out),
+            "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    table = pd.read_csv(out, dtype={"territory": str})
+    levels = ["p_low", "p_medium", "p_high"]
+    assert {"rank", "rank_low", "rank_high", *levels} <= set(table.columns)
+    shown = table[~table["suppressed"]]
+    withheld = table[table["suppressed"]]
+    assert len(shown) and len(withheld)
+    np.testing.assert_allclose(shown[levels].sum(axis=1), 1.0)
+    assert withheld[["rank_low", *levels]].isna().all().all()
+    risk = clrisk.predict(
+        clrisk.load_model(model), files["census"], territory="municipio"
+    )
+    expected = risk.uncertainty().set_index("territory")
+    got = shown.set_index("territory")
+    np.testing.assert_array_equal(
+        got["rank_high"], expected.loc[got.index, "rank_high"].astype(int)
+    )
