@@ -630,8 +630,14 @@ def _predict(args: argparse.Namespace) -> int:
         age_range=_range(args.age_range),
     )
     progress.close()
-    if args.uncertainty:  # withheld with the rest of a small territory's row
-        ranks = risk.uncertainty()
+    if args.uncertainty:
+        # ranked among the territories published (a rank counting a withheld
+        # one would bound its expected count); its row is withheld below
+        published = None
+        if args.min_children > 0:
+            shown, _ = suppress(risk, min_children=args.min_children)
+            published = shown.loc[~shown["suppressed"], "territory"].tolist()
+        ranks = risk.uncertainty(territories=published)
         risk = replace(risk, table=risk.table.merge(ranks, on="territory"))
     _say(args, "row accounting:\n  " + risk.quality.summary().replace("\n", "\n  "))
     if args.output.suffix.lower() == ".xlsx":

@@ -20,6 +20,7 @@ import codecs
 import csv
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _SEPS = ",;\t|"
 _HEAD_BYTES = 2**20  # the start of a file its dialect is detected on
 _SCAN_BYTES = 2**24  # the block by which a whole file is checked to be UTF-8
-#: Name of the column that receives a field beyond the header's.
+#: Start of the names of the columns that receive fields beyond the header's.
 EXTRA = "\x00clrisk:field beyond the header"
 # a number written in a decimal-comma locale: digits, or digits grouped by
 # thousands with ".", then an optional ",decimals"
@@ -84,12 +85,17 @@ def sniff(text: str, sep: str | None, encoding: str, decimal: str | None) -> Dia
     `encoding`); `sep` and `decimal` as given, else detected (a ``;`` file
     has decimal commas)."""
     if sep is None:
-        lines = text.splitlines()
-        try:
-            sep = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=_SEPS).delimiter
-        except csv.Error:  # lines of unequal lengths: the header's separator
-            header = lines[0] if lines else ""
-            sep = max(_SEPS, key=lambda c: (header.count(c), c == ","))
+        lines = text.lstrip("\ufeff").splitlines()
+        header = lines[0] if lines else ""
+        in_header = [c for c in _SEPS if c in header]
+        if len(in_header) == 1:  # names hold no separator: the header's one
+            sep = in_header[0]  # (decimal commas in the data cannot mislead)
+        else:
+            try:
+                sniffed = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=_SEPS)
+                sep = sniffed.delimiter
+            except csv.Error:  # lines of unequal lengths: the header's
+                sep = max(_SEPS, key=lambda c: (header.count(c), c == ","))
     if decimal is None:
         decimal = "," if sep == ";" else "."
     return Dialect(sep, encoding, decimal)
@@ -106,6 +112,7 @@ def sniff_file(path: Path) -> tuple[Dialect, str]:
         if len(head) == _HEAD_BYTES:  # whole lines: no character cut in two
             head = head[: head.rfind(b"\n") + 1] or head
         text, encoding = decode(head, None)
+        fh.seek(len(head))  # the rest, from the first byte not decoded
         if encoding == "utf-8-sig" and not _rest_is_utf8(fh):
             encoding = "cp1252"  # a character beyond the head is not UTF-8
             text = head.decode(encoding)
@@ -154,12 +161,13 @@ def read_options(
     pandas refuses a line with more fields than the first data line, but
     cuts the first data line's extra fields with only a warning: that line
     is checked here. When it ends with an empty field (a separator ending
-    every line, as some exports write), one column more than the header,
-    :data:`EXTRA`, takes that field, and :func:`drop_extra` refuses a line
-    that puts a value there.
+    every line, as some exports write; or two), one column more than the
+    header per such field (named from :data:`EXTRA`) takes it, and
+    :func:`drop_extra` refuses a line that puts a value there.
     """
-    rows = csv.reader(text.lstrip("\ufeff").splitlines()[1:2], delimiter=dialect.sep)
-    first = next(rows, [])
+    lines = text.lstrip("\ufeff").splitlines()[1:]
+    data = [line for line in lines if line.strip()][:1]  # pandas skips blank lines
+    first = next(csv.reader(data, delimiter=dialect.sep), [])
     beyond = first[len(names) :]
     if any(field.strip() for field in beyond):
         raise DataValidationError(
@@ -167,7 +175,7 @@ def read_options(
             problem=f"the first data line has {len(first)} fields, the header "
             f"{len(names)} (a separator inside a value shifts the fields after it)",
             n_bad=1,
-            examples=["row 0 (line 2)"],
+            examples=["row 0"],
             fix=f"Quote the values holding the separator {dialect.sep!r}, or check "
             "the separator (pass sep=, CLI: --sep). No result was produced.",
             where=where,
@@ -176,7 +184,7 @@ def read_options(
         "sep": dialect.sep,
         "encoding": dialect.encoding,
         "header": 0,
-        "names": [*names, EXTRA] if len(beyond) == 1 else names,
+        "names": [*names, *(f"{EXTRA} {i}" for i in range(len(beyond)))],
         "index_col": False,
         "keep_default_na": False,
         "na_values": [""],
@@ -184,22 +192,23 @@ def read_options(
 
 
 def drop_extra(table: pd.DataFrame, where: str, sep: str) -> pd.DataFrame:
-    """`table` without the :data:`EXTRA` column, refusing lines that hold a
+    """`table` without the :data:`EXTRA` columns, refusing lines that hold a
     field there: a separator inside a value has shifted their fields.
 
     Parameters
     ----------
     table : DataFrame
-        Read with :func:`read_options` (unchanged without an :data:`EXTRA`
-        column), indexed by row number.
+        Read with :func:`read_options` (unchanged without :data:`EXTRA`
+        columns), indexed by row number.
     where : str
         The file, for messages.
     sep : str
         The separator read.
     """
-    if EXTRA not in table.columns:
+    extras = [c for c in table.columns if str(c).startswith(EXTRA)]
+    if not extras:
         return table
-    extra = table[EXTRA].notna().to_numpy()
+    extra = table[extras].notna().any(axis=1).to_numpy()
     if extra.any():
         rows = table.index[extra]
         raise DataValidationError(
@@ -207,12 +216,12 @@ def drop_extra(table: pd.DataFrame, where: str, sep: str) -> pd.DataFrame:
             problem="lines with more fields than the header (a separator inside "
             "a value shifts the fields after it)",
             n_bad=int(extra.sum()),
-            examples=[f"row {r} (line {r + 2})" for r in rows[:5]],
+            examples=[f"row {r}" for r in rows[:5]],
             fix=f"Quote the values holding the separator {sep!r}, or check the "
             "separator (pass sep=, CLI: --sep). No result was produced.",
             where=where,
         )
-    return table.drop(columns=EXTRA)
+    return table.drop(columns=extras)
 
 
 @dataclass
@@ -235,10 +244,14 @@ class LocaleNumbers:
     locale: dict[str, bool] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
 
-    def __call__(self, table: pd.DataFrame) -> None:
-        """Rewrite `table` (indexed by row number in the file) in place."""
+    def __call__(self, table: pd.DataFrame, codes: Sequence[str] = ()) -> None:
+        """Rewrite `table` (indexed by row number in the file) in place,
+        leaving its columns of `codes` (territory codes such as ``11.001``)
+        as they are."""
         grouped_now: list[str] = []
         for col in table.columns:
+            if col in codes:
+                continue
             text = table[col]
             if not pd.api.types.is_string_dtype(text.dtype):
                 continue

@@ -34,12 +34,12 @@ from typing import Any
 import pandas as pd
 
 from clrisk.csvfmt import (
-    Dialect,
     LocaleNumbers,
     check_unique,
     drop_extra,
     header_names,
     read_options,
+    sniff,
     sniff_file,
 )
 from clrisk.exceptions import ClriskError, DataValidationError, InvalidParameterError
@@ -311,8 +311,8 @@ def _csv(path: Path, sep: str | None) -> FrameSource:
     where = f"'{path}'"
     try:
         dialect, text = sniff_file(path)
-        if sep is not None:
-            dialect = Dialect(sep, dialect.encoding, dialect.decimal)
+        if sep is not None:  # and the decimal mark that goes with it
+            dialect = sniff(text, sep, dialect.encoding, None)
         names = header_names(text, dialect.sep, where)
     except ClriskError:
         raise
@@ -345,7 +345,7 @@ def _csv(path: Path, sep: str | None) -> FrameSource:
                     chunk.index = pd.RangeIndex(offset, offset + len(chunk))
                     chunk = drop_extra(chunk, where, dialect.sep)[list(columns)]
                     if comma:
-                        numbers(chunk)
+                        numbers(chunk, codes=text_columns)
                     yield offset, chunk
                     offset += len(chunk)
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:

@@ -18,6 +18,7 @@ the shared coefficients).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -305,6 +306,7 @@ class TerritoryRisk:
         top: int | None = None,
         n_draws: int = 2000,
         random_state: int | np.random.Generator | None = 0,
+        territories: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Intervals of the territories' ranks, and the chance of each level.
 
@@ -326,6 +328,10 @@ class TerritoryRisk:
         random_state : int, Generator or None, default 0
             Seed of the draws: fixed by default, so a published table can be
             reproduced.
+        territories : sequence of str, optional
+            Rank among these territories only (e.g. those published when
+            small ones are withheld: ranks counting a withheld territory
+            would bound its figures); the others get no rank.
 
         Returns
         -------
@@ -358,7 +364,10 @@ class TerritoryRisk:
             r = cells.sums[:, 2] / w
             grad = self.view.gradient_sums(cells.sums) / w[:, None]
         scored = np.isfinite(r)
-        names = cells.keys["territory"].to_numpy(dtype=object)[scored]
+        codes = cells.keys["territory"].to_numpy(dtype=object)
+        if territories is not None:
+            scored &= np.isin(codes.astype(str), np.asarray(territories, dtype=str))
+        names = codes[scored]
         r, grad, w = r[scored], grad[scored], w[scored]
         if top is not None and (
             isinstance(top, bool)

@@ -294,7 +294,7 @@ def test_stray_separator_in_a_file_with_trailing_separators(
     lines[700] = ";".join(fields)[:-1]  # as many fields as the trailing lines
     path = tmp_path / "t.csv"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataValidationError, match=r"more fields.*row 699 \(line 701\)"):
+    with pytest.raises(DataValidationError, match=r"more fields.*row 699"):
         read_table(path)
     with pytest.raises(DataValidationError, match=r"more fields.*row 699"):
         clrisk.predict(model, path, territory="municipio", chunk_size=300)
@@ -372,3 +372,79 @@ def test_streamed_encodings_beyond_the_first_megabyte(
     )
     streamed = clrisk.predict(model, wide, territory="municipio", on_invalid="drop")
     assert streamed.quality.rows_used == got.quality.rows_used
+
+
+# ------------------------------------------------ regressions from the third review
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a;b;c\n\n1;2;3;4\n5;6;7\n",  # a blank line before the first record
+        "a;b;c\n1;2;3;;\n4;5;6;;\n7;8;9;X;\n",  # two trailing fields, then a value
+    ],
+)
+def test_a_field_too_many_is_never_cut(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(DataValidationError, match="fields"):
+        read_table(path)
+
+
+def test_trailing_empty_fields_read(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a;b;c\n1;2;3;;\n4;5;6;;\n")
+    table, _ = read_table(path)
+    assert table.to_numpy().tolist() == [["1", "2", "3"], ["4", "5", "6"]]
+
+
+def test_separator_of_the_header_with_decimal_commas_and_trailing_ones(
+    tmp_path: Path,
+) -> None:
+    """Data lines ending in ';' with decimal commas: the ',' is steadier
+    there than the ';', but the header says ';'."""
+    lines = ["cod;p"] + [f"{5000 + i:05d};{i},5;" for i in range(60)]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n")
+    table, info = read_table(path)
+    assert (info.separator, info.decimal) == (";", ",")
+    assert table["p"].iloc[3] == "3.5"
+
+
+def test_utf8_character_across_the_first_megabyte(tmp_path: Path) -> None:
+    from clrisk.stream import open_frame
+
+    head = "cod;nombre;n\n" + "05001;abc;1\n" * 87_000  # 1,044,013 bytes
+    k = 2**20 - 1 - len(head.encode()) - len("05001;")
+    text = head + "05001;" + "x" * k + "Ñandú;1\n" + "05001;Ñandú;1\n" * 3
+    assert text.encode().index("Ñ".encode()) == 2**20 - 1  # across the boundary
+    path = tmp_path / "t.csv"
+    path.write_text(text, encoding="utf-8")
+    source = open_frame(path)
+    rows = pd.concat(chunk for _, chunk in source.batches(["nombre"], 50_000, ()))
+    assert rows["nombre"].iloc[-1] == "Ñandú"
+
+
+def test_code_columns_keep_their_dots_when_streamed(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    """Territory codes written 05.001 in a decimal-comma file are codes, not
+    thousands: read as written (and matched to the indicator table's)."""
+    from clrisk.stream import open_frame
+
+    frame = census.assign(
+        municipio=census["municipio"].str[:2] + "." + census["municipio"].str[2:]
+    )
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, sep=";", index=False)
+    source = open_frame(path)
+    chunk = next(source.batches(["municipio", "h_personas"], 1000, ["municipio"]))[1]
+    assert chunk["municipio"].iloc[0] == frame["municipio"].iloc[0]
+
+
+def test_a_separator_given_brings_its_decimal_mark(tmp_path: Path) -> None:
+    from clrisk.stream import open_frame
+
+    path = tmp_path / "t.txt"
+    path.write_text("cod;p\n05001;1,5\n05002;2\n")
+    source = open_frame(path, sep=";")
+    chunk = next(source.batches(["p"], 10, ()))[1]
+    assert chunk["p"].tolist() == ["1.5", "2"]
