@@ -46,7 +46,7 @@ from clrisk.link import LINKS, Link, cdf, pdf, pdf_slope
 from clrisk.outcome import OutcomeRule
 from clrisk.quality import DataQuality
 from clrisk.separation import SeparationCheckFailed, find_separation
-from clrisk.solver import GLMFit, fit_binary, weighted_gram
+from clrisk.solver import GLMFit, fit_binary, newton_step, weighted_gram
 from clrisk.spec import Feature, FeatureSpec, Source
 from clrisk.survey import LONELY_PSU, Design, design_meat
 
@@ -915,13 +915,7 @@ def _next_step(
 ) -> float:
     """How much a further Newton step would move the linear predictor of a
     row (of positive weight), at most."""
-    score = X.T @ _score_resid(y, fit.eta, fit.p, w, link)
-    with warnings.catch_warnings():  # near singular along a separation
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        try:
-            step = linalg.solve(fit.info, score, assume_a="pos")
-        except (linalg.LinAlgError, ValueError):
-            step = linalg.lstsq(fit.info, score)[0]
+    step = newton_step(fit.info, X.T @ _score_resid(y, fit.eta, fit.p, w, link))
     moved = np.abs(X @ step)[w > 0]
     return float(moved.max(initial=0.0))
 

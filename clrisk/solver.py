@@ -17,7 +17,7 @@ from scipy.special import ndtri
 
 from clrisk.link import Link, cdf, pdf
 
-__all__ = ["GLMFit", "fit_binary", "loglik", "weighted_gram"]
+__all__ = ["GLMFit", "fit_binary", "loglik", "newton_step", "weighted_gram"]
 
 _EPS = 1e-300
 
@@ -171,15 +171,7 @@ def fit_binary(
     n_iter = 0
     while not converged and n_iter < max_iter:
         n_iter += 1
-        try:
-            # the information is near singular while coefficients diverge
-            # (separation: the caller tells the user, by name); near
-            # collinearity is reported before the fit
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", linalg.LinAlgWarning)
-                step = linalg.solve(info, score, assume_a="pos")
-        except (linalg.LinAlgError, ValueError):
-            step = linalg.lstsq(info, score)[0]
+        step = newton_step(info, score)
         t = 1.0
         for _ in range(40):  # step halving keeps the likelihood increasing
             new_beta = beta + t * step
@@ -205,6 +197,23 @@ def fit_binary(
     return GLMFit(
         beta, info * scale, eta, p, loglik(y, p, wn) * scale, n_iter, converged, gnorm
     )
+
+
+def newton_step(info: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The Newton step ``info^-1 score`` (least squares where `info` is
+    singular).
+
+    The information is near singular while coefficients diverge
+    (separation, which :class:`clrisk.RiskModel` names to the user); near
+    collinearity is reported before the fit. So no ``LinAlgWarning``.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            step: np.ndarray = linalg.solve(info, score, assume_a="pos")
+    except (linalg.LinAlgError, ValueError):
+        step = linalg.lstsq(info, score)[0]
+    return step
 
 
 def _start(
