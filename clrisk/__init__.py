@@ -9,7 +9,7 @@ The public API::
 """
 
 from clrisk.datasets import Country, Truth, make_country
-from clrisk.diagnostics import Diagnostics
+from clrisk.diagnostics import ClassificationTable, Diagnostics
 from clrisk.exceptions import (
     ClriskError,
     ClriskWarning,
@@ -40,6 +40,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "AgeBand",
     "Change",
+    "ClassificationTable",
     "ClriskError",
     "ClriskWarning",
     "Country",

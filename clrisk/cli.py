@@ -20,6 +20,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from clrisk.datasets import make_country
+from clrisk.diagnostics import ClassificationTable
 from clrisk.exceptions import (
     ClriskError,
     ClriskWarning,
@@ -380,6 +381,14 @@ def _add_fit(sub: Any) -> None:
         help="cross-validate with folds of whole groups (e.g. the PSU)",
     )
     cmd.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    cmd.add_argument(
+        "--cutoff",
+        type=float,
+        metavar="P",
+        help="cut-off of the cross-validated classification table (children "
+        "with a held-out probability >= P are flagged; default: the weighted "
+        "share with the outcome); needs --cv-groups",
+    )
     cmd.add_argument("-o", "--output", type=Path, required=True, help="model.json")
     _common(cmd)
     cmd.set_defaults(run=_fit)
@@ -555,6 +564,16 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    if args.cutoff is not None and not args.cv_groups:
+        raise InvalidParameterError(
+            "--cutoff sets the cut-off of the cross-validated classification "
+            "table: give --cv-groups too (the model card's in-sample table is at "
+            "the weighted prevalence)."
+        )
+    if args.cutoff is not None and not 0 < args.cutoff < 1:
+        raise InvalidParameterError(
+            f"--cutoff takes a probability strictly between 0 and 1; got {args.cutoff}."
+        )
     spec = FeatureSpec.from_toml(args.spec)
     survey = _read(args, args.survey)
     indicators = _read(args, args.indicators) if args.indicators else None
@@ -587,12 +606,16 @@ def _fit(args: argparse.Namespace) -> int:
             )
         for w in caught:
             _say(args, f"warning: {w.message}")
+        table = cv.classification_table(args.cutoff)
         text += "\n## Cross-validation\n" + cv.summary() + "\n"
+        if args.cutoff is not None:
+            text += f"classification {table.summary()}\n"
         cv_summary = {
             "auc": cv.auc,
             "brier": cv.brier,
             "calibration_slope": cv.calibration_slope,
             "weak": cv.weak,
+            "classification": _classification_dict(table),
         }
     card.write_text(text, encoding="utf-8")
     _say(args, f"wrote {path} and {card}")
@@ -604,9 +627,18 @@ def _fit(args: argparse.Namespace) -> int:
         "n_obs": model.n_obs_,
         "converged": model.converged_,
         "auc": d.auc,
+        "classification": _classification_dict(d.classification),
         "rows_rejected": model.quality_.rows_rejected,
     }
     return _emit(args, summary, model.summary())
+
+
+def _classification_dict(table: ClassificationTable | None) -> dict[str, Any] | None:
+    """The JSON report's figures of a classification table."""
+    if table is None:
+        return None
+    keys = ("cutoff", "rule", "flagged", "sensitivity", "specificity", "ppv", "npv")
+    return {k: getattr(table, k) for k in (*keys, "accuracy")}
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -1,22 +1,119 @@
-"""Model diagnostics on weighted data: AUC, calibration, pseudo-R², Brier score."""
+"""Model diagnostics on weighted data: AUC, calibration, pseudo-R², Brier score,
+and the classification table at a cut-off."""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy.special import logit
 
+from clrisk.exceptions import InvalidParameterError
 from clrisk.solver import fit_binary, loglik
 
 __all__ = [
+    "ClassificationTable",
     "Diagnostics",
     "calibration_slope",
     "calibration_table",
+    "classification_table",
     "diagnose",
     "weighted_auc",
 ]
+
+
+@dataclass(frozen=True)
+class ClassificationTable:
+    """Children flagged at a cut-off of the predicted probability, against the outcome.
+
+    A child is *flagged* when its probability is at or above the cut-off. The
+    four cells are sums of survey weights, so the rates are estimates for the
+    population the survey represents.
+
+    Attributes
+    ----------
+    cutoff : float
+        The cut-off of the predicted probability.
+    rule : str
+        How the cut-off was chosen: ``"prevalence"`` (the weighted share of
+        children with the outcome, the default) or ``"given"``.
+    true_pos, false_neg, false_pos, true_neg : float
+        Weighted children: with the outcome and flagged, with the outcome and
+        not flagged, without it and flagged, without it and not flagged.
+    n : int
+        Children (rows) in the table.
+    """
+
+    cutoff: float
+    rule: str
+    true_pos: float
+    false_neg: float
+    false_pos: float
+    true_neg: float
+    n: int
+
+    @property
+    def sensitivity(self) -> float:
+        """Share of children with the outcome who are flagged (true-positive rate)."""
+        return _ratio(self.true_pos, self.true_pos + self.false_neg)
+
+    @property
+    def specificity(self) -> float:
+        """Share of children without the outcome who are not flagged."""
+        return _ratio(self.true_neg, self.true_neg + self.false_pos)
+
+    @property
+    def ppv(self) -> float:
+        """Share of flagged children who have the outcome (precision)."""
+        return _ratio(self.true_pos, self.true_pos + self.false_pos)
+
+    @property
+    def npv(self) -> float:
+        """Share of children not flagged who do not have the outcome."""
+        return _ratio(self.true_neg, self.true_neg + self.false_neg)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of children classified correctly."""
+        total = self.true_pos + self.false_neg + self.false_pos + self.true_neg
+        return _ratio(self.true_pos + self.true_neg, total)
+
+    @property
+    def flagged(self) -> float:
+        """Share of children flagged."""
+        total = self.true_pos + self.false_neg + self.false_pos + self.true_neg
+        return _ratio(self.true_pos + self.false_pos, total)
+
+    def table(self) -> pd.DataFrame:
+        """The 2 x 2 table of weighted children, with totals.
+
+        Returns
+        -------
+        DataFrame of shape (3, 3)
+            Rows ``observed`` 1, 0 and ``total``; columns ``flagged``,
+            ``not flagged`` and ``total``.
+        """
+        cells = np.array(
+            [[self.true_pos, self.false_neg], [self.false_pos, self.true_neg]]
+        )
+        full = np.vstack([cells, cells.sum(axis=0)])
+        full = np.column_stack([full, full.sum(axis=1)])
+        return pd.DataFrame(
+            full,
+            index=pd.Index(["1", "0", "total"], name="observed"),
+            columns=["flagged", "not flagged", "total"],
+        )
+
+    def summary(self) -> str:
+        """A short text summary."""
+        return (
+            f"at cut-off {self.cutoff:.4f} ({self.rule}): "
+            f"{self.flagged:.1%} flagged, sensitivity {self.sensitivity:.3f}, "
+            f"specificity {self.specificity:.3f}, PPV {self.ppv:.3f}, "
+            f"NPV {self.npv:.3f}, accuracy {self.accuracy:.3f}"
+        )
 
 
 @dataclass(frozen=True)
@@ -36,6 +133,9 @@ class Diagnostics:
     calibration : DataFrame
         Calibration by deciles of p (Hosmer-Lemeshow style): ``bin``, ``n``,
         ``weight``, ``predicted``, ``observed``.
+    classification : ClassificationTable or None
+        The classification table at the weighted prevalence of the outcome;
+        None for a model saved before clrisk kept it.
     """
 
     auc: float
@@ -43,14 +143,22 @@ class Diagnostics:
     pseudo_r2: float
     calibration_slope: float
     calibration: pd.DataFrame = field(repr=False)
+    classification: ClassificationTable | None = field(default=None, repr=False)
 
     def summary(self) -> str:
         """A short text summary."""
-        return (
+        text = (
             f"weighted AUC {self.auc:.3f}, Brier {self.brier:.4f}, "
             f"McFadden pseudo-R2 {self.pseudo_r2:.3f}, "
             f"calibration slope {self.calibration_slope:.3f}"
         )
+        if self.classification is not None:
+            text += f"; {self.classification.summary()}"
+        return text
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den > 0 else np.nan
 
 
 def weighted_auc(
@@ -113,8 +221,72 @@ def calibration_slope(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
     return float(fit_binary(X, y.astype(float), w, beta0=np.array([0.0, 1.0])).beta[1])
 
 
+def classification_table(
+    y: np.ndarray, p: np.ndarray, w: np.ndarray, cutoff: float | None = None
+) -> ClassificationTable:
+    """Weighted classification table of probabilities `p` at a cut-off.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,)
+        Outcome, 0/1.
+    p : ndarray of shape (n,)
+        Predicted probabilities.
+    w : ndarray of shape (n,)
+        Survey weights (>= 0).
+    cutoff : float in (0, 1), optional
+        A child is flagged when ``p >= cutoff``. By default, the weighted share
+        of children with the outcome: child labour is rare, so the
+        conventional 0.5 would flag almost no one, while the prevalence flags
+        the children whose predicted risk is above the average child's and
+        tends to balance sensitivity and specificity (Cramer, 1999).
+
+    Returns
+    -------
+    ClassificationTable
+
+    Raises
+    ------
+    InvalidParameterError
+        For a cut-off outside (0, 1) or not a number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = classification_table(np.array([1, 0, 1, 0]), np.array([.9, .2, .4, .6]),
+    ...                          np.ones(4), cutoff=0.5)
+    >>> t.sensitivity, t.specificity
+    (0.5, 0.5)
+    """
+    yb = np.asarray(y) > 0
+    w = np.asarray(w, dtype=float)
+    if cutoff is None:
+        rule, cut = "prevalence", float(np.dot(w, yb) / w.sum())
+    else:
+        ok = isinstance(cutoff, numbers.Real) and not isinstance(cutoff, bool)
+        if not ok or not 0 < float(cutoff) < 1:
+            raise InvalidParameterError(
+                "The 'cutoff' parameter must be a probability strictly between 0 "
+                f"and 1; got {cutoff!r}."
+            )
+        rule, cut = "given", float(cutoff)
+    flag = np.asarray(p) >= cut
+    return ClassificationTable(
+        cutoff=cut,
+        rule=rule,
+        true_pos=float(w[yb & flag].sum()),
+        false_neg=float(w[yb & ~flag].sum()),
+        false_pos=float(w[~yb & flag].sum()),
+        true_neg=float(w[~yb & ~flag].sum()),
+        n=len(flag),
+    )
+
+
 def diagnose(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> Diagnostics:
-    """All diagnostics of probabilities `p` against outcomes `y` with weights `w`."""
+    """All diagnostics of probabilities `p` against outcomes `y` with weights `w`.
+
+    The classification table is at the weighted prevalence of the outcome.
+    """
     ybar = float(np.dot(w, y) / w.sum())
     ll = loglik(y, p, w)
     ll0 = loglik(y, np.full_like(p, ybar), w)
@@ -125,4 +297,5 @@ def diagnose(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> Diagnostics:
         pseudo_r2=1.0 - ll / ll0,
         calibration_slope=calibration_slope(y, p, w),
         calibration=calibration_table(y, p, w, order=order),
+        classification=classification_table(y, p, w),
     )

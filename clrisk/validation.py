@@ -33,9 +33,11 @@ import pandas as pd
 from sklearn.base import clone
 
 from clrisk.diagnostics import (
+    ClassificationTable,
     Diagnostics,
     calibration_slope,
     calibration_table,
+    classification_table,
     diagnose,
     weighted_auc,
 )
@@ -96,8 +98,10 @@ class CrossValidation:
     Attributes
     ----------
     diagnostics : Diagnostics
-        Weighted AUC, Brier score, McFadden pseudo-R², calibration slope and
-        calibration table of the pooled out-of-fold predictions.
+        Weighted AUC, Brier score, McFadden pseudo-R², calibration slope,
+        calibration table and classification table (at the weighted prevalence;
+        :meth:`classification_table` for another cut-off) of the pooled
+        out-of-fold predictions.
     folds : DataFrame of shape (n_splits, 11)
         One row per fold: ``fold`` (1-based), ``n_groups``, ``n_train``,
         ``n_test`` (held-out rows scored), ``weight`` (their sum of weights),
@@ -159,6 +163,27 @@ class CrossValidation:
         """Cross-validated calibration by deciles of the predicted probability."""
         return self.diagnostics.calibration
 
+    def classification_table(self, cutoff: float | None = None) -> ClassificationTable:
+        """Classification table of the out-of-fold predictions at a cut-off.
+
+        Parameters
+        ----------
+        cutoff : float in (0, 1), optional
+            Children with a held-out probability at or above it are flagged.
+            By default, the weighted share of children with the outcome.
+
+        Returns
+        -------
+        ClassificationTable
+        """
+        pred = self.predictions
+        return classification_table(
+            pred["y"].to_numpy(),
+            pred["p"].to_numpy(),
+            pred["weight"].to_numpy(),
+            cutoff,
+        )
+
     @property
     def weak(self) -> bool:
         """True when the AUC or the calibration slope fails its threshold."""
@@ -183,6 +208,8 @@ class CrossValidation:
             f"{self.calibration_slope:.3f} (folds {f['calibration_slope'].min():.2f}-"
             f"{f['calibration_slope'].max():.2f})",
         ]
+        if self.diagnostics.classification is not None:
+            lines.append("classification " + self.diagnostics.classification.summary())
         reasons = _weakness(self.auc, self.calibration_slope, self)
         lines.append(
             "verdict: WEAK MODEL - " + "; ".join(reasons) + ". " + _NOT_SOLID
@@ -688,6 +715,7 @@ def _pooled(y: np.ndarray, p: np.ndarray, w: np.ndarray, n_bins: int) -> Diagnos
         pseudo_r2=d.pseudo_r2,
         calibration_slope=d.calibration_slope,
         calibration=calibration_table(y, p, w, n_bins=n_bins),
+        classification=d.classification,
     )
 
 

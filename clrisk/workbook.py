@@ -608,6 +608,17 @@ def _diagnostics_frame(model: RiskModel) -> pd.DataFrame:
         ("McFadden pseudo-R2", d.pseudo_r2),
         ("calibration slope", d.calibration_slope),
     ]
+    c = d.classification
+    if c is not None:
+        rows += [
+            (f"classification cut-off ({c.rule})", c.cutoff),
+            ("share flagged at the cut-off", c.flagged),
+            ("sensitivity at the cut-off", c.sensitivity),
+            ("specificity at the cut-off", c.specificity),
+            ("positive predictive value at the cut-off", c.ppv),
+            ("negative predictive value at the cut-off", c.npv),
+            ("accuracy at the cut-off", c.accuracy),
+        ]
     return pd.DataFrame(rows, columns=["measure", "value"], dtype=object)
 
 

@@ -40,7 +40,7 @@ def test_readme_quickstart_runs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_public_api() -> None:
     assert sorted(clrisk.__all__) == sorted(
         [
-            "AgeBand", "Change", "Scenario", "simulate",
+            "AgeBand", "Change", "ClassificationTable", "Scenario", "simulate",
             "score_sites", "VulnerabilityIndex",
             "VulnerabilityResult", "ClriskError", "ClriskWarning", "Country",
             "DataQuality",
