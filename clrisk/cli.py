@@ -389,6 +389,12 @@ def _add_fit(sub: Any) -> None:
         "with a held-out probability >= P are flagged; default: the weighted "
         "share with the outcome); needs --cv-groups",
     )
+    cmd.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="also cross-validate gradient-boosted trees on the same features "
+        "and folds, as an accuracy benchmark for the logit; needs --cv-groups",
+    )
     cmd.add_argument("-o", "--output", type=Path, required=True, help="model.json")
     _common(cmd)
     cmd.set_defaults(run=_fit)
@@ -570,6 +576,10 @@ def _fit(args: argparse.Namespace) -> int:
             "table: give --cv-groups too (the model card's in-sample table is at "
             "the weighted prevalence)."
         )
+    if args.benchmark and not args.cv_groups:
+        raise InvalidParameterError(
+            "--benchmark is scored out of fold: give --cv-groups too."
+        )
     if args.cutoff is not None and not 0 < args.cutoff < 1:
         raise InvalidParameterError(
             f"--cutoff takes a probability strictly between 0 and 1; got {args.cutoff}."
@@ -602,7 +612,12 @@ def _fit(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ClriskWarning)
             cv = cross_validate(
-                model, survey, groups=args.cv_groups, n_splits=args.folds, **fit_kwargs
+                model,
+                survey,
+                groups=args.cv_groups,
+                n_splits=args.folds,
+                benchmark=args.benchmark,
+                **fit_kwargs,
             )
         for w in caught:
             _say(args, f"warning: {w.message}")
@@ -616,6 +631,14 @@ def _fit(args: argparse.Namespace) -> int:
             "calibration_slope": cv.calibration_slope,
             "weak": cv.weak,
             "classification": _classification_dict(table),
+            "benchmark": None
+            if cv.benchmark is None
+            else {
+                "model": cv.benchmark_name,
+                "auc": cv.benchmark.auc,
+                "brier": cv.benchmark.brier,
+                "auc_gap": cv.benchmark_gap,
+            },
         }
     card.write_text(text, encoding="utf-8")
     _say(args, f"wrote {path} and {card}")

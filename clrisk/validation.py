@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from clrisk.benchmark import benchmark_estimator, fit_predict_benchmark
 from clrisk.diagnostics import (
     ClassificationTable,
     Diagnostics,
@@ -49,7 +50,7 @@ from clrisk.exceptions import (
     InvalidParameterError,
     SchemaError,
 )
-from clrisk.features import encode
+from clrisk.features import CodedFrame, encode
 from clrisk.model import RiskModel
 from clrisk.outcome import OutcomeRule
 
@@ -113,7 +114,8 @@ class CrossValidation:
         :func:`clrisk.diagnostics.calibration_table`.
     predictions : DataFrame of shape (n_scored, 6)
         The out-of-fold predictions: ``row`` (position in the survey),
-        ``group``, ``fold``, ``y`` (0/1), ``weight`` and ``p``, in survey order.
+        ``group``, ``fold``, ``y`` (0/1), ``weight`` (and ``p_benchmark``) and
+        ``p``, in survey order.
         Rows rejected by ``on_invalid="drop"`` are not in it.
     fold_of_group : Series
         The fold of each group, indexed by group label.
@@ -129,6 +131,13 @@ class CrossValidation:
         Variance warnings (:class:`~clrisk.exceptions.DesignWarning`) are only
         recorded here, since cross-validation uses no standard errors; other
         warnings are also re-issued.
+    benchmark : Diagnostics or None
+        The same diagnostics for the benchmark model's out-of-fold
+        predictions, when ``benchmark`` was asked for; ``folds`` then also has
+        ``benchmark_auc`` and ``benchmark_brier``, and ``predictions``
+        ``p_benchmark``.
+    benchmark_name : str or None
+        The benchmark model's class name.
     """
 
     diagnostics: Diagnostics
@@ -142,6 +151,8 @@ class CrossValidation:
     min_auc: float = 0.65
     slope_range: tuple[float, float] = (0.8, 1.25)
     fit_warnings: tuple[str, ...] = ()
+    benchmark: Diagnostics | None = field(default=None, repr=False)
+    benchmark_name: str | None = None
 
     @property
     def auc(self) -> float:
@@ -185,6 +196,16 @@ class CrossValidation:
         )
 
     @property
+    def benchmark_gap(self) -> float:
+        """Benchmark AUC minus the logit's, out of fold (NaN without a benchmark).
+
+        Above 0.02, the benchmark finds structure the logit misses.
+        """
+        if self.benchmark is None:
+            return np.nan
+        return float(self.benchmark.auc - self.auc)
+
+    @property
     def weak(self) -> bool:
         """True when the AUC or the calibration slope fails its threshold."""
         return bool(_weakness(self.auc, self.calibration_slope, self))
@@ -210,6 +231,21 @@ class CrossValidation:
         ]
         if self.diagnostics.classification is not None:
             lines.append("classification " + self.diagnostics.classification.summary())
+        if self.benchmark is not None:
+            f = self.folds
+            gap = self.benchmark_gap
+            lines.append(
+                f"benchmark {self.benchmark_name}: weighted AUC "
+                f"{self.benchmark.auc:.3f} (folds {f['benchmark_auc'].min():.3f}-"
+                f"{f['benchmark_auc'].max():.3f}), Brier {self.benchmark.brier:.4f}; "
+                + (
+                    f"it beats the logit by {gap:.3f} in AUC: the logit misses "
+                    "structure (interactions or non-linear effects) in these "
+                    "features that may be worth adding to the specification"
+                    if gap > _BENCHMARK_GAP
+                    else "the logit loses little or nothing to it"
+                )
+            )
         reasons = _weakness(self.auc, self.calibration_slope, self)
         lines.append(
             "verdict: WEAK MODEL - " + "; ".join(reasons) + ". " + _NOT_SOLID
@@ -220,6 +256,9 @@ class CrossValidation:
         )
         return "\n".join(lines)
 
+
+#: A benchmark AUC higher than the logit's by more than this is worth acting on.
+_BENCHMARK_GAP = 0.02
 
 _NOT_SOLID = (
     "The territory ranking must not be presented as solid: publish it, if at "
@@ -238,6 +277,7 @@ def cross_validate(
     min_auc: float = 0.65,
     slope_range: tuple[float, float] = (0.8, 1.25),
     n_bins: int = 10,
+    benchmark: Any = False,
     **fit_kwargs: Any,
 ) -> CrossValidation:
     """Grouped K-fold cross-validation of a risk model.
@@ -269,6 +309,14 @@ def cross_validate(
         A cross-validated calibration slope outside this range is a weak model.
     n_bins : int, default 10
         Bins of the calibration tables.
+    benchmark : bool or scikit-learn classifier, default False
+        Also fit a flexible model on each fold's training rows and score the
+        same held-out rows, as an accuracy benchmark for the logit
+        (:mod:`clrisk.benchmark`): True for gradient-boosted trees
+        (scikit-learn's ``HistGradientBoostingClassifier``, default settings,
+        categorical features split as categories), or a classifier with
+        ``fit(X, y, sample_weight=)`` and ``predict_proba`` (cloned per fold).
+        It reads the same features, coded the same way, with the same weights.
     **fit_kwargs
         Passed to :meth:`RiskModel.fit` of each fold (``outcome``, ``weight``,
         ``strata``, ``psu``, ``territory``, ``indicators``...). Per-row arrays
@@ -326,6 +374,9 @@ def cross_validate(
         )
     _check_fit_kwargs(fit_kwargs, len(survey))
     _check_settings(n_splits, min_auc, slope_range, n_bins, random_state)
+    estimator = None
+    if benchmark is not False:
+        estimator = benchmark_estimator(benchmark, random_state)
     labels, group_name = _group_labels(survey, groups)
     fold_of_group, fold_of_row = _assign_folds(labels, n_splits, random_state)
 
@@ -340,22 +391,20 @@ def cross_validate(
         context = _FoldContext(k, n_splits, group_name, held_out, train_idx, test_idx)
         fitted, notes = _fit_fold(model, survey, train_idx, fit_kwargs, context)
         caught += notes
-        y, w, p, rows = _score_fold(
+        coded, y, w, p, rows = _score_fold(
             fitted, model, survey, test_idx, fit_kwargs, context
         )
-        parts.append(
-            pd.DataFrame(
-                {
-                    "row": rows,
-                    "group": labels[rows],
-                    "fold": k,
-                    "y": y,
-                    "weight": w,
-                    "p": p,
-                }
-            )
-        )
+        part = {"row": rows, "group": labels[rows], "fold": k, "y": y, "weight": w}
         scores, cal = _fold_scores(y, p, w, n_bins)
+        if estimator is not None:
+            pb = _benchmark_fold(
+                estimator, fitted, model, survey, coded, fit_kwargs, context
+            )
+            part["p_benchmark"] = pb
+            both = len(np.unique(y[w > 0])) == 2
+            scores["benchmark_auc"] = weighted_auc(y, pb, w) if both else np.nan
+            scores["benchmark_brier"] = float(np.dot(w, (y - pb) ** 2) / w.sum())
+        parts.append(pd.DataFrame({**part, "p": p}))
         fold_rows.append(
             {
                 "fold": k,
@@ -382,6 +431,11 @@ def cross_validate(
         )
     result = CrossValidation(
         diagnostics=_pooled(y, p, w, n_bins),
+        benchmark=(
+            None
+            if estimator is None
+            else _pooled(y, pred["p_benchmark"].to_numpy(), w, n_bins)
+        ),
         folds=pd.DataFrame(fold_rows),
         fold_calibration=pd.concat(fold_cal, ignore_index=True),
         predictions=pred,
@@ -392,6 +446,7 @@ def cross_validate(
         min_auc=float(min_auc),
         slope_range=(float(slope_range[0]), float(slope_range[1])),
         fit_warnings=tuple(caught),
+        benchmark_name=None if estimator is None else type(estimator).__name__,
     )
     reasons = _weakness(result.auc, result.calibration_slope, result)
     if reasons:
@@ -601,6 +656,46 @@ def _fit_fold(
     return fitted, notes
 
 
+def _coded_part(
+    fitted: RiskModel,
+    model: RiskModel,
+    survey: pd.DataFrame,
+    idx: np.ndarray,
+    fit_kwargs: dict[str, Any],
+    where: str,
+) -> tuple[CodedFrame, np.ndarray, np.ndarray]:
+    """Rows `idx` of the survey coded as the fold's model codes them, with
+    their 0/1 outcome and weight."""
+    part = survey.iloc[idx]
+    coded = encode(
+        fitted.spec_,
+        part,
+        source=fitted.source_,
+        territory=fitted.territory_,
+        indicators=_indicators(fitted, fit_kwargs),
+        weight=fit_kwargs.get("weight"),
+        on_invalid=model.on_invalid,
+        where=where,
+    )
+    rows = coded.rows
+    y = _part_outcome(fitted, part, rows, fit_kwargs, idx)
+    sw = fit_kwargs.get("sample_weight")
+    if sw is not None:
+        w = np.asarray(sw, dtype=float)[idx][rows]
+    elif coded.weight is not None:
+        w = coded.weight
+    else:
+        w = np.ones(len(rows))
+    return coded, y, w
+
+
+def _indicators(fitted: RiskModel, fit_kwargs: dict[str, Any]) -> pd.DataFrame | None:
+    indicators = fit_kwargs.get("indicators")
+    if indicators is None and fitted.indicators_ is not None:
+        indicators = fitted.indicator_table()
+    return indicators
+
+
 def _score_fold(
     fitted: RiskModel,
     model: RiskModel,
@@ -608,52 +703,66 @@ def _score_fold(
     test_idx: np.ndarray,
     fit_kwargs: dict[str, Any],
     ctx: _FoldContext,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Outcome, weight, probability and survey position of the scored rows."""
-    test = survey.iloc[test_idx]
-    weight = fit_kwargs.get("weight")
-    indicators = fit_kwargs.get("indicators")
-    if indicators is None and fitted.indicators_ is not None:
-        indicators = fitted.indicator_table()
+) -> tuple[CodedFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coded rows, outcome, weight, probability and survey position of the
+    scored rows."""
     try:
-        coded = encode(
-            fitted.spec_,
-            test,
-            source=fitted.source_,
-            territory=fitted.territory_,
-            indicators=indicators,
-            weight=weight,
-            on_invalid=model.on_invalid,
-            where=f"the held-out part of fold {ctx.fold}",
+        coded, y, w = _coded_part(
+            fitted,
+            model,
+            survey,
+            test_idx,
+            fit_kwargs,
+            f"the held-out part of fold {ctx.fold}",
         )
-        rows = coded.rows
-        y = _held_out_outcome(fitted, test, rows, fit_kwargs, test_idx)
-        sw = fit_kwargs.get("sample_weight")
-        if sw is not None:
-            w = np.asarray(sw, dtype=float)[test_idx][rows]
-        elif coded.weight is not None:
-            w = coded.weight
-        else:
-            w = np.ones(len(rows))
         p = fitted.predict_proba(
-            test.iloc[rows],
+            survey.iloc[test_idx].iloc[coded.rows],
             source=fitted.source_,
             territory=fitted.territory_,
-            indicators=indicators,
+            indicators=_indicators(fitted, fit_kwargs),
         )[:, 1]
     except ClriskError as exc:
         raise ctx.error("scored", exc) from exc
-    return y, w, p, test_idx[rows]
+    return coded, y, w, p, test_idx[coded.rows]
 
 
-def _held_out_outcome(
+def _benchmark_fold(
+    estimator: Any,
+    fitted: RiskModel,
+    model: RiskModel,
+    survey: pd.DataFrame,
+    test: CodedFrame,
+    fit_kwargs: dict[str, Any],
+    ctx: _FoldContext,
+) -> np.ndarray:
+    """The benchmark model's held-out probabilities, fitted on the rows the
+    fold's risk model was fitted on."""
+    try:
+        train, y, w = _coded_part(
+            fitted,
+            model,
+            survey,
+            ctx.train_idx,
+            fit_kwargs,
+            f"the training part of fold {ctx.fold}",
+        )
+    except ClriskError as exc:
+        raise ctx.error("fitted (benchmark)", exc) from exc
+    try:
+        return fit_predict_benchmark(estimator, train, y, w, test)
+    except (ValueError, TypeError) as exc:
+        raise ctx.error("fitted (benchmark)", exc) from exc
+
+
+def _part_outcome(
     fitted: RiskModel,
     test: pd.DataFrame,
     rows: np.ndarray,
     fit_kwargs: dict[str, Any],
     test_idx: np.ndarray,
 ) -> np.ndarray:
-    """The held-out outcome as 0/1, coded as the fold's fit coded it."""
+    """The outcome of a part of the survey as 0/1, coded as the fold's fit coded
+    it (a training part's is known to be valid: the fit checked it)."""
     outcome = fit_kwargs.get("outcome")
     name = fitted.outcome_name_
     if isinstance(outcome, OutcomeRule):

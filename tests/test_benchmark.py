@@ -1,0 +1,149 @@
+"""The flexible accuracy benchmark (methodology §3), scored on the logit's folds."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+import clrisk
+from clrisk.benchmark import benchmark_matrix
+from clrisk.cli import main
+from clrisk.exceptions import InvalidParameterError
+from clrisk.features import encode
+from clrisk.validation import CrossValidation, cross_validate
+
+
+@pytest.fixture(scope="module")
+def country() -> clrisk.Country:
+    return clrisk.make_country(
+        random_state=2, n_territories=60, n_regions=4, survey_children=8000
+    )
+
+
+def _cv(
+    country: clrisk.Country, survey: object = None, **kw: object
+) -> CrossValidation:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cross_validate(
+            clrisk.RiskModel(country.spec),
+            country.survey if survey is None else survey,
+            groups="upm",
+            **kw,
+            **country.fit_kwargs,
+        )
+
+
+def test_benchmark_finds_an_interaction_the_logit_cannot(
+    country: clrisk.Country,
+) -> None:
+    """Against truth: child labour drawn from a pure interaction (rural girls and
+    urban boys), which additive log-odds cannot rank; trees can."""
+    s = country.survey
+    xor = (s["area"] == 2).to_numpy() != (s["sexo"] == 1).to_numpy()
+    rng = np.random.default_rng(0)
+    p_true = 1 / (1 + np.exp(-(-3.0 + 2.5 * xor)))
+    survey = s.assign(trabajo_infantil=(rng.random(len(s)) < p_true).astype(int))
+    cv = _cv(country, survey, benchmark=True)
+    assert cv.benchmark is not None and cv.benchmark_name == (
+        "HistGradientBoostingClassifier"
+    )
+    assert cv.benchmark_gap > 0.05
+    assert "misses structure" in cv.summary()
+    # the benchmark's held-out probabilities track the truth's
+    pred = cv.predictions
+    truth = p_true[pred["row"].to_numpy()]
+    assert np.corrcoef(truth, pred["p_benchmark"])[0, 1] > 0.8
+    assert np.corrcoef(truth, pred["p"])[0, 1] < 0.5
+
+
+def test_benchmark_adds_nothing_when_the_truth_is_a_logit(
+    country: clrisk.Country,
+) -> None:
+    """The synthetic country's outcome is a logit in these features (plus a
+    territory effect neither model has): the trees do not beat it."""
+    cv = _cv(country, benchmark=True)
+    assert cv.benchmark is not None
+    assert cv.benchmark_gap < 0.02
+    assert "loses little or nothing" in cv.summary()
+    f = cv.folds
+    assert {"benchmark_auc", "benchmark_brier"} <= set(f.columns)
+    # the logit's own figures do not depend on the benchmark
+    plain = _cv(country)
+    assert plain.auc == cv.auc and plain.benchmark is None
+    assert np.isnan(plain.benchmark_gap)
+    assert "p_benchmark" not in plain.predictions.columns
+
+
+def test_benchmark_is_fitted_on_the_folds_rows_with_their_weights(
+    country: clrisk.Country,
+) -> None:
+    """A prior-only classifier predicts its training part's weighted outcome
+    rate: each fold's held-out rows get their training part's rate, computed
+    here from the survey directly."""
+    cv = _cv(country, benchmark=DummyClassifier(strategy="prior"))
+    assert cv.benchmark_name == "DummyClassifier"
+    assert (cv.folds["benchmark_auc"] == 0.5).all()  # a fold's rows all tie
+    s = country.survey
+    for _, part in cv.predictions.groupby("fold"):
+        train = s[~s["upm"].isin(set(part["group"]))]
+        rate = np.average(train["trabajo_infantil"], weights=train["fexp"])
+        np.testing.assert_allclose(part["p_benchmark"], rate, rtol=1e-12)
+
+
+def test_matrix_marks_categories(country: clrisk.Country) -> None:
+    coded = encode(
+        country.spec,
+        country.survey,
+        source="survey",
+        territory="cod_mun",
+        indicators=country.indicators,
+    )
+    X, categorical = benchmark_matrix(coded)
+    n_cat = coded.codes.shape[1]
+    assert X.shape == (coded.n, n_cat + coded.numerics.shape[1])
+    assert categorical[:n_cat].all() and not categorical[n_cat:].any()
+    np.testing.assert_array_equal(X[:, :n_cat], coded.codes)
+
+
+def test_a_given_estimator_is_cloned_not_changed(country: clrisk.Country) -> None:
+    estimator = HistGradientBoostingClassifier(max_iter=5, random_state=0)
+    _cv(country, benchmark=estimator)
+    assert not hasattr(estimator, "n_iter_")  # never fitted itself
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, object()])
+def test_bad_benchmark_is_refused(country: clrisk.Country, bad: object) -> None:
+    with pytest.raises(InvalidParameterError, match="'benchmark' parameter"):
+        _cv(country, benchmark=bad)
+
+
+def test_cli_fit_benchmark(
+    country: clrisk.Country, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    survey = tmp_path / "survey.csv"
+    country.survey.to_csv(survey, index=False)
+    spec = tmp_path / "spec.toml"
+    country.spec.to_toml(spec)
+    indicators = tmp_path / "ind.csv"
+    country.indicators.to_csv(indicators, index=False)
+    args = ["fit", str(survey), "--spec", str(spec), "--outcome", "trabajo_infantil",
+            "--weight", "fexp", "--territory", "cod_mun", "--indicators",
+            str(indicators), "-o", str(tmp_path / "m.json"), "--format", "json",
+            "--quiet"]  # fmt: skip
+    assert main([*args, "--benchmark"]) != 0
+    assert "give --cv-groups too" in capsys.readouterr().err
+    assert main([*args, "--benchmark", "--cv-groups", "upm"]) == 0
+    cv = json.loads(capsys.readouterr().out)["cross_validation"]
+    out = cv["benchmark"]
+    assert out["model"] == "HistGradientBoostingClassifier"
+    assert out["auc_gap"] == pytest.approx(out["auc"] - cv["auc"])
+    assert "benchmark HistGradientBoostingClassifier" in (tmp_path / "m.md").read_text(
+        encoding="utf-8"
+    )
