@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,12 @@ from clrisk.csvfmt import (
     sniff,
     sniff_file,
 )
-from clrisk.exceptions import ClriskError, DataValidationError, InvalidParameterError
+from clrisk.exceptions import (
+    ClriskError,
+    ClriskWarning,
+    DataValidationError,
+    InvalidParameterError,
+)
 
 __all__ = ["FrameSource", "is_file_source", "open_frame", "read_ahead"]
 
@@ -248,6 +254,26 @@ def _arrow(path: Path) -> FrameSource:
     ipc = _pyarrow("ipc", path)
     import pyarrow as pa
 
+    with open(path, "rb") as fh:
+        legacy = fh.read(4) == b"FEA1"
+    if legacy:  # Feather version 1 has no record batches: it is read whole
+        from pyarrow import feather
+
+        warnings.warn(
+            f"'{path}' is a Feather version 1 file, which cannot be read in "
+            "batches: it is read whole into memory. Rewrite it as Feather "
+            "version 2 (Arrow IPC) or Parquet to stream it.",
+            ClriskWarning,
+            stacklevel=4,
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # pyarrow >= 25
+                table = feather.read_table(str(path))
+        except Exception as exc:
+            raise _unreadable(path, 0, None, exc) from None
+        return _arrow_table(table, f"'{path}'")
+
     try:
         source = pa.memory_map(str(path), "r")
         reader = ipc.open_file(source)
@@ -356,9 +382,8 @@ def _csv(path: Path, sep: str | None) -> FrameSource:
     return FrameSource(str(path), names, batches)
 
 
-def _arrow_table(table: Any) -> FrameSource:
+def _arrow_table(table: Any, name: str = "the Arrow table") -> FrameSource:
     """A pyarrow Table in memory, in batches."""
-    name = "the Arrow table"
     names = list(table.schema.names)
     check_unique(names, name)
 

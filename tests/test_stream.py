@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from itertools import pairwise
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 import clrisk
-from clrisk.exceptions import DataValidationError, SchemaError
+from clrisk.exceptions import ClriskWarning, DataValidationError, SchemaError
 from clrisk.stream import open_frame
 
 pa = pytest.importorskip("pyarrow", reason="pyarrow is needed to read Parquet/Arrow")
@@ -89,6 +90,33 @@ def test_file_equals_in_memory(
     assert seen[-1] == len(country.census) and seen == sorted(seen)
     # leading zeros survive every format (CSV codes are read as text)
     assert risk.table["territory"].str.len().eq(5).all()
+
+
+def test_feather_version_1_equals_in_memory(
+    country: clrisk.Country,
+    model: clrisk.RiskModel,
+    whole: clrisk.TerritoryRisk,
+    tmp_path: Path,
+) -> None:
+    """Feather v1 (no record batches, as old R/pandas exports write it) is read
+    whole and scored like the frame in memory (was: refused as unreadable)."""
+    path = tmp_path / "old.feather"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # writing v1 (pyarrow 25)
+        feather.write_feather(country.census, path, version=1)
+    assert path.read_bytes()[:4] == b"FEA1"
+    with pytest.warns(ClriskWarning, match="Feather version 1.*read whole"):
+        risk = clrisk.predict(
+            model, path, **country.predict_kwargs, by="sex", chunk_size=999
+        )
+    _same(whole, risk)
+    broken = tmp_path / "broken.feather"
+    broken.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with (
+        pytest.warns(ClriskWarning, match="Feather version 1"),
+        pytest.raises(DataValidationError, match=r"broken\.feather.*cannot be read"),
+    ):
+        clrisk.predict(model, broken, **country.predict_kwargs)
 
 
 def test_parquet_text_codes_read_as_dictionaries_equal_in_memory(
