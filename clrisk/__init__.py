@@ -10,6 +10,7 @@ The public API::
 
 from clrisk.datasets import Country, Truth, make_country
 from clrisk.diagnostics import ClassificationTable, Diagnostics
+from clrisk.effects import TerritoryEffects, territory_effects
 from clrisk.exceptions import (
     ClriskError,
     ClriskWarning,
@@ -60,6 +61,7 @@ __all__ = [
     "Scenario",
     "SchemaError",
     "Source",
+    "TerritoryEffects",
     "TerritoryRisk",
     "TerritoryStats",
     "Truth",
@@ -74,6 +76,7 @@ __all__ = [
     "prioritise",
     "score_sites",
     "simulate",
+    "territory_effects",
     "territory_stats",
     "write_workbook",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
@@ -21,6 +22,7 @@ from scipy.stats import spearmanr
 
 from clrisk.datasets import make_country
 from clrisk.diagnostics import ClassificationTable
+from clrisk.effects import territory_effects
 from clrisk.exceptions import (
     ClriskError,
     ClriskWarning,
@@ -390,6 +392,12 @@ def _add_fit(sub: Any) -> None:
         "share with the outcome); needs --cv-groups",
     )
     cmd.add_argument(
+        "--territory-effects",
+        action="store_true",
+        help="estimate the territory random intercept on the survey (how much "
+        "territories differ beyond their features); needs --territory",
+    )
+    cmd.add_argument(
         "--benchmark",
         action="store_true",
         help="also cross-validate gradient-boosted trees on the same features "
@@ -527,8 +535,22 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 
 def _emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> int:
-    print(json.dumps(summary, indent=2) if args.format == "json" else text)
+    if args.format == "json":
+        print(json.dumps(_strict(summary), indent=2, allow_nan=False))
+    else:
+        print(text)
     return 0
+
+
+def _strict(value: Any) -> Any:
+    """`value` with NaN and infinite floats as null: standard JSON has neither."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _read(args: argparse.Namespace, path: Path) -> Any:
@@ -576,6 +598,10 @@ def _fit(args: argparse.Namespace) -> int:
             "table: give --cv-groups too (the model card's in-sample table is at "
             "the weighted prevalence)."
         )
+    if args.territory_effects and not args.territory:
+        raise InvalidParameterError(
+            "--territory-effects groups the survey by territory: give --territory too."
+        )
     if args.benchmark and not args.cv_groups:
         raise InvalidParameterError(
             "--benchmark is scored out of fold: give --cv-groups too."
@@ -587,28 +613,18 @@ def _fit(args: argparse.Namespace) -> int:
     spec = FeatureSpec.from_toml(args.spec)
     survey = _read(args, args.survey)
     indicators = _read(args, args.indicators) if args.indicators else None
-    model = RiskModel(spec, link=args.link).fit(
-        survey,
-        outcome=args.outcome,
-        weight=args.weight,
-        strata=args.strata,
-        psu=args.psu,
-        territory=args.territory,
-        indicators=indicators,
-    )
-    path = model.save(args.output)
-    card = path.with_suffix(".md")
+    fit_kwargs = {
+        "outcome": args.outcome,
+        "weight": args.weight,
+        "strata": args.strata,
+        "psu": args.psu,
+        "territory": args.territory,
+        "indicators": indicators,
+    }
+    model = RiskModel(spec, link=args.link).fit(survey, **fit_kwargs)
     text = model_card(model)
     cv_summary = None
     if args.cv_groups:
-        fit_kwargs = {
-            "outcome": args.outcome,
-            "weight": args.weight,
-            "strata": args.strata,
-            "psu": args.psu,
-            "territory": args.territory,
-            "indicators": indicators,
-        }
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ClriskWarning)
             cv = cross_validate(
@@ -640,11 +656,25 @@ def _fit(args: argparse.Namespace) -> int:
                 "auc_gap": cv.benchmark_gap,
             },
         }
+    effects_summary = None
+    if args.territory_effects:
+        fx = territory_effects(model, survey, **fit_kwargs)
+        text += "\n## Territory effects\n" + fx.summary() + "\n"
+        effects_summary = {
+            "sd": fx.sd,
+            "sd_interval": list(fx.sd_interval),
+            "lr_stat": fx.lr_stat,
+            "p_value": fx.p_value,
+            "territories": len(fx.table),
+        }
+    path = model.save(args.output)  # only once every requested check has run
+    card = path.with_suffix(".md")
     card.write_text(text, encoding="utf-8")
     _say(args, f"wrote {path} and {card}")
     d = model.diagnostics_
     summary = {
         "cross_validation": cv_summary,
+        "territory_effects": effects_summary,
         "model": str(path),
         "card": str(card),
         "n_obs": model.n_obs_,

@@ -364,7 +364,9 @@ calibration slope {d.calibration_slope:.3f}.{weak}
   children or households.
 - The model has no territory effect: territories with the same composition get
   the same risk, and the intervals reflect coefficient uncertainty only, so they
-  are narrower than the uncertainty about a territory's true rate.
+  are narrower than the uncertainty about a territory's true rate
+  (`clrisk.territory_effects` / `clrisk fit --territory-effects` estimate how much
+  territories differ beyond their features).
 - Diagnostics are in-sample; cross-validated figures are more honest.
 """
 

@@ -372,7 +372,7 @@ def cross_validate(
             "The 'survey' parameter of cross_validate must be a pandas DataFrame; "
             f"got {type(survey).__name__}."
         )
-    _check_fit_kwargs(fit_kwargs, len(survey))
+    check_fit_kwargs(fit_kwargs, len(survey))
     _check_settings(n_splits, min_auc, slope_range, n_bins, random_state)
     estimator = None
     if benchmark is not False:
@@ -488,12 +488,16 @@ class _FoldContext:
         )
 
 
-def _check_fit_kwargs(kwargs: dict[str, Any], n: int) -> None:
+def check_fit_kwargs(
+    kwargs: dict[str, Any], n: int, caller: str = "cross_validate"
+) -> None:
+    """Refuse fit arguments RiskModel.fit does not take, and per-row arrays of
+    the wrong length (also used by :func:`clrisk.effects.territory_effects`)."""
     allowed = set(inspect.signature(RiskModel.fit).parameters) - {"self", "X"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise InvalidParameterError(
-            f"cross_validate got fit arguments {unknown} that RiskModel.fit does not "
+            f"{caller} got fit arguments {unknown} that RiskModel.fit does not "
             f"take; it takes {sorted(allowed)}."
         )
     for name in _ROW_ARRAYS:
@@ -656,22 +660,25 @@ def _fit_fold(
     return fitted, notes
 
 
-def _coded_part(
+def coded_part(
     fitted: RiskModel,
     model: RiskModel,
     survey: pd.DataFrame,
     idx: np.ndarray,
     fit_kwargs: dict[str, Any],
     where: str,
+    territory: str | None = None,
 ) -> tuple[CodedFrame, np.ndarray, np.ndarray]:
     """Rows `idx` of the survey coded as the fold's model codes them, with
-    their 0/1 outcome and weight."""
+    their 0/1 outcome and weight (also used by
+    :func:`clrisk.effects.territory_effects`, which names the `territory`
+    column even when the model has no territory features)."""
     part = survey.iloc[idx]
     coded = encode(
         fitted.spec_,
         part,
         source=fitted.source_,
-        territory=fitted.territory_,
+        territory=territory or fitted.territory_,
         indicators=_indicators(fitted, fit_kwargs),
         weight=fit_kwargs.get("weight"),
         on_invalid=model.on_invalid,
@@ -707,7 +714,7 @@ def _score_fold(
     """Coded rows, outcome, weight, probability and survey position of the
     scored rows."""
     try:
-        coded, y, w = _coded_part(
+        coded, y, w = coded_part(
             fitted,
             model,
             survey,
@@ -738,7 +745,7 @@ def _benchmark_fold(
     """The benchmark model's held-out probabilities, fitted on the rows the
     fold's risk model was fitted on."""
     try:
-        train, y, w = _coded_part(
+        train, y, w = coded_part(
             fitted,
             model,
             survey,

@@ -47,6 +47,7 @@ def test_public_api() -> None:
             "DataValidationError", "Diagnostics", "FactorWeights", "Feature",
             "FeatureSpec", "InvalidParameterError", "Levels", "ModelFormatError",
             "OutcomeRule", "Priorities", "RiskModel", "SchemaError", "Source",
+            "TerritoryEffects", "territory_effects",
             "TerritoryRisk", "TerritoryStats", "Truth", "__version__", "classify",
             "load_model",
             "make_country", "predict", "prioritise", "territory_stats",
