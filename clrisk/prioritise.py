@@ -73,12 +73,14 @@ class Priorities:
     selection : DataFrame of shape (n_selected, n_columns)
         The selected rows of `ranking` in rank order, without ``selected`` and
         ``reason``, plus ``cumulative_expected``, ``cumulative_share`` (of the
-        national total), ``cumulative_children`` and ``cumulative_cost`` (when a
-        cost was given).
+        national total), ``cumulative_children`` (weighted children when the
+        table has ``weighted_children``, else ``n_children``) and
+        ``cumulative_cost`` (when a cost was given).
     curve : DataFrame of shape (n_with_data + 1, 4)
         The targeting curve of the whole ranking (territories with data only,
         exclusions and quotas ignored): ``k`` (territories taken, 0..n_with_data),
-        ``share_territories``, ``share_children`` and ``share_expected``; the
+        ``share_territories``, ``share_children`` (of weighted children when the
+        table has them) and ``share_expected``; the
         first row is all zeros, the last all ones.
     by : str
         The ranking criterion.
@@ -191,8 +193,11 @@ def prioritise(
         `budget` (checked in exact arithmetic).
     cost : str, mapping or Series, optional
         A column of the table, or a mapping/Series from territory code to cost.
-        Every territory needs a finite cost >= 0; codes in a mapping that are
-        not in the table are ignored. Shown as the ``cost`` column.
+        Every territory that can be selected needs a finite cost >= 0 (those
+        without data or excluded may lack one); codes in a mapping that are
+        not in the table are ignored. Shown as the ``cost`` column. Costs and
+        budget are added as the decimal numbers they print as, so costs of
+        0.1 and 0.2 fill a budget of 0.3.
     coverage : float in (0, 1], optional
         Select the shortest run of eligible territories, in rank order, holding
         at least this share of the national total. With the default ranking
@@ -232,9 +237,14 @@ def prioritise(
     top, budget, coverage = _check_rule(top, budget, coverage, cost)
     codes = _check_codes(table["territory"])
     n_children, expected, rate, has_data = _check_values(table, codes)
-    costs = None if cost is None else _check_cost(cost, table, codes)
-    region, quota = _check_quota(max_per_region, table, codes, top, budget, coverage)
+    children = _children(table, codes, n_children)
     excluded = _check_exclude(exclude, table["territory"])
+    costs = (
+        None
+        if cost is None
+        else _check_cost(cost, table, codes, needed=has_data & ~excluded)
+    )
+    region, quota = _check_quota(max_per_region, table, codes, top, budget, coverage)
 
     score = _score(expected, rate, has_data, by, blend)
     order = _rank_order(score, np.asarray(codes, dtype=str))
@@ -243,6 +253,7 @@ def prioritise(
         table,
         order=order,
         n_children=n_children,
+        children=children,
         expected=expected,
         rate=rate,
         score=score,
@@ -512,7 +523,31 @@ def _check_values(
     return n_children, expected, rate, has_data
 
 
-def _check_cost(cost: Any, table: pd.DataFrame, codes: Sequence[str]) -> FloatArray:
+def _children(
+    table: pd.DataFrame, codes: Sequence[str], n_children: FloatArray
+) -> FloatArray:
+    """Children each territory holds: ``weighted_children`` when the table has
+    it (a weighted frame's rows are a sample), else ``n_children``."""
+    if "weighted_children" not in table.columns:
+        return n_children
+    w = _as_float(table["weighted_children"], column="weighted_children", codes=codes)
+    fix = "Check how the table was produced."
+    _bad_values(
+        np.isinf(w) | (w < 0),
+        w,
+        codes,
+        column="weighted_children",
+        problem="infinite or negative values",
+        fix=fix,
+    )
+    return w
+
+
+def _check_cost(
+    cost: Any, table: pd.DataFrame, codes: Sequence[str], *, needed: BoolArray
+) -> FloatArray:
+    """Cost of each territory; those that can never be selected (no data,
+    excluded) may lack one."""
     fix = "Give every territory a finite cost >= 0."
     if isinstance(cost, str):
         if cost not in table.columns:
@@ -546,7 +581,7 @@ def _check_cost(cost: Any, table: pd.DataFrame, codes: Sequence[str]) -> FloatAr
         )
     x = _as_float(values, column=column, codes=codes, where=where)
     for bad, problem in (
-        (np.isnan(x), "no cost for these territories"),
+        (np.isnan(x) & needed, "no cost for these territories"),
         (np.isinf(x), "infinite costs"),
         (x < 0, "negative costs"),
     ):
@@ -759,8 +794,10 @@ def _spend(
         price: list[Fraction] | list[int] = [1] * n
         left = int(budget)
     else:
-        price = [Fraction(c) for c in costs.tolist()]
-        left = Fraction(budget)
+        # the decimal numbers as written (0.1 is 1/10, not the nearest binary
+        # fraction), so costs that fill a budget exactly in decimal fit
+        price = [_decimal(c) for c in costs.tolist()]
+        left = _decimal(budget)
     used = np.zeros(0 if quota is None else quota.size, dtype=np.intp)
     region_of = None if region is None else region.tolist()
     for i in np.flatnonzero(eligible).tolist():
@@ -779,12 +816,18 @@ def _spend(
     return selected
 
 
+def _decimal(x: float) -> Fraction:
+    """`x` as the shortest decimal that reads back as it, exactly: what the user
+    typed (0.1 -> 1/10). NaN (a cost never needed) is never compared."""
+    return Fraction(repr(float(x))) if math.isfinite(x) else Fraction(0)
+
+
 def _exact_cumsum(values: FloatArray) -> FloatArray:
     """Running totals, each exactly summed and then rounded once."""
     out = np.empty(values.size)
     running = Fraction(0)
     for i, v in enumerate(values.tolist()):
-        running += Fraction(v)
+        running += _decimal(v)
         out[i] = float(running)
     return out
 
@@ -794,6 +837,7 @@ def _prioritise(
     *,
     order: IntArray,
     n_children: FloatArray,
+    children: FloatArray,
     expected: FloatArray,
     rate: FloatArray,
     score: FloatArray,
@@ -808,14 +852,14 @@ def _prioritise(
     n = order.size
     has_data = np.isfinite(score)[order]
     m = int(has_data.sum())  # data rows come first in rank order
-    e_r, n_r = expected[order], n_children[order]
+    e_r, n_r, c_r = expected[order], n_children[order], children[order]
     ex_r = excluded[order]
     eligible = has_data & ~ex_r
     reg_r = None if region is None else region[order]
 
     # Targeting curve and national total, summed in rank order.
     cum_e = np.concatenate([[0.0], np.cumsum(e_r[:m])])
-    cum_n = np.concatenate([[0.0], np.cumsum(n_r[:m])])
+    cum_n = np.concatenate([[0.0], np.cumsum(c_r[:m])])
     total = float(cum_e[-1])
     with np.errstate(divide="ignore", invalid="ignore"):
         curve = pd.DataFrame(
@@ -868,7 +912,7 @@ def _prioritise(
     with np.errstate(divide="ignore", invalid="ignore"):
         selection["cumulative_expected"] = cum_sel
         selection["cumulative_share"] = cum_sel / total
-    selection["cumulative_children"] = np.cumsum(n_r[selected])
+    selection["cumulative_children"] = np.cumsum(c_r[selected])
     if costs is not None:
         selection["cumulative_cost"] = _exact_cumsum(costs[order][selected])
 
