@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from clrisk.exceptions import DataValidationError, InvalidParameterError, SchemaError
+from clrisk.scoring import TerritoryStats
 from clrisk.territory import TerritoryRisk
 
 __all__ = ["score_sites"]
@@ -58,8 +59,12 @@ def score_sites(
         `sites` with ``territory_risk``, ``territory_level``,
         ``lead_policy_area``, ``main_risk_factors``, and with `sector`:
         ``sector_risk``, ``sector_risk_low``, ``sector_risk_high``,
-        ``sector_children``, ``sector_expected_count``; with `volume`:
-        ``exposure``; and ``status`` ("scored" or why not).
+        ``sector_children``, ``sector_expected_count`` and ``sector_level``
+        (the level the sector risk falls in, with the breaks of the
+        territories' classification in the site's scope group); with
+        `volume`: ``exposure``; and ``status`` ("scored" or why not). A
+        projection broken down by the sector and other variables (e.g. sex) is
+        summed over the others.
     """
     need = [territory, *(c for c in (sector, volume) if c is not None)]
     missing = [c for c in need if c not in sites.columns]
@@ -82,6 +87,8 @@ def score_sites(
     known = codes.isin(table.index)
     status = np.where(known, "scored", "territory not in the risk table")
     out["territory_risk"] = codes.map(table["risk"]).astype(float)
+    no_data = known & out["territory_risk"].isna().to_numpy()
+    status = np.where(no_data, "no children scored in the territory", status)
     out["territory_level"] = codes.map(table["level"])
     out["lead_policy_area"] = codes.map(table["lead_policy_area"])
     out["main_risk_factors"] = codes.map(_main_factors(risk, n_factors))
@@ -93,13 +100,15 @@ def score_sites(
                 f"The risk was not broken down by '{sector_feature}': pass "
                 f"by=['{sector_feature}'] to clrisk.predict."
             )
-        cells = risk.breakdown("territory").set_index(["territory", sector_feature])
+        cells = _sector_cells(risk, sector_feature)
         sectors = out[sector].astype("string").str.strip()
         key = pd.MultiIndex.from_arrays([codes, sectors])
         found = key.isin(cells.index)
         levels = set(cells.index.get_level_values(sector_feature))
         unknown = ~sectors.isin(levels).to_numpy()
-        status = np.where(known & ~found, "no children of that sector there", status)
+        status = np.where(
+            known & ~no_data & ~found, "no children of that sector there", status
+        )
         status = np.where(
             known & unknown,
             f"sector is not a level of '{sector_feature}' ({sorted(levels)})",
@@ -115,9 +124,39 @@ def score_sites(
         ):
             out[dst] = picked[src].to_numpy()
         rate = out["sector_risk"]
+        out["sector_level"] = _level_of(risk, codes, out["sector_risk"])
     if volume is not None:
         out["exposure"] = _volume(out[volume], volume) * rate / 100
     out["status"] = status
+    return out
+
+
+def _sector_cells(risk: TerritoryRisk, sector_feature: str) -> pd.DataFrame:
+    """Estimates per territory x sector, summed over any other breakdown."""
+    keys = risk.stats.keys[["territory", sector_feature]]
+    cells = TerritoryStats.from_cells(keys, risk.stats.sums, risk.stats.layout)
+    est = risk.view.estimates(cells.sums, risk.alpha)
+    table = pd.concat([cells.keys.reset_index(drop=True), est], axis=1)
+    return table.set_index(["territory", sector_feature])
+
+
+def _level_of(risk: TerritoryRisk, codes: pd.Series, values: pd.Series) -> pd.Series:
+    """The level each value falls in, with the breaks of its territory's scope
+    group (the nation, or the territory's region): a site is classified as if
+    its sector risk were a territory's."""
+    breaks = risk.levels.breaks
+    if risk.levels.scope == "region":
+        assert risk.regions is not None  # region scope needs regions
+        group = codes.map(risk.regions.astype(str))
+    else:
+        group = pd.Series("national", index=codes.index)
+    out = pd.Series(pd.NA, index=codes.index, dtype="object")
+    for name, rows in breaks.groupby("group", sort=False):
+        rows = rows.sort_values("level_code")
+        upper = rows["upper_break"].to_numpy(dtype=float)[:-1]  # the top is +inf
+        here = (group == name).to_numpy() & values.notna().to_numpy()
+        idx = np.searchsorted(upper, values[here].to_numpy(dtype=float), side="left")
+        out[here] = rows["level"].to_numpy()[idx]
     return out
 
 
@@ -132,17 +171,55 @@ def _main_factors(risk: TerritoryRisk, k: int) -> pd.Series:
     return gaps.apply(top, axis=1)
 
 
+#: A comma then exactly three digits ("1,234", "12,500"): a thousands separator
+#: in some locales, a decimal comma in others.
+_AMBIGUOUS = r"^[-+]?\d{1,3}(,\d{3})+$"
+
+
 def _volume(values: pd.Series, name: str) -> pd.Series:
-    """Site volumes as numbers (a decimal comma is accepted); others refused."""
-    text = values.astype("string").str.strip().str.replace(",", ".", regex=False)
-    numbers = pd.to_numeric(text, errors="coerce")
-    bad = numbers.isna() & values.notna()
+    """Site volumes as numbers >= 0 (one decimal comma is accepted); others,
+    and text that could be read two ways, are refused."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        numbers = values.astype(float)
+    else:
+        text = values.astype("string").str.strip()
+        ambiguous = text.str.match(_AMBIGUOUS).fillna(False).to_numpy(dtype=bool)
+        _refuse(
+            values,
+            ambiguous,
+            name,
+            "volumes with a comma before three digits, which reads as a thousands "
+            "separator in some locales and a decimal comma in others",
+            "Write volumes without thousands separators (1234, or 1,5 / 1.5 for "
+            "decimals).",
+        )
+        text = text.where(text.str.count(",") != 1, text.str.replace(",", "."))
+        numbers = pd.to_numeric(text, errors="coerce").astype(float)
+        _refuse(
+            values,
+            (numbers.isna() & values.notna()).to_numpy(),
+            name,
+            "volumes that are not numbers",
+            "Write volumes as numbers (e.g. 12.5 or 12,5).",
+        )
+    _refuse(
+        values,
+        (numbers < 0).to_numpy() | np.isinf(numbers.to_numpy()),
+        name,
+        "negative or infinite volumes",
+        "Give each site's volume as a finite number >= 0.",
+    )
+    return numbers
+
+
+def _refuse(
+    values: pd.Series, bad: np.ndarray, name: str, problem: str, fix: str
+) -> None:
     if bad.any():
         raise DataValidationError(
             column=name,
-            problem="volumes that are not numbers",
+            problem=problem,
             n_bad=int(bad.sum()),
             examples=[f"row {i}: {v!r}" for i, v in values[bad].head().items()],
-            fix="Write volumes as numbers (e.g. 12.5 or 12,5).",
+            fix=fix,
         )
-    return numbers.astype(float)
