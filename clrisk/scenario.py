@@ -137,7 +137,7 @@ class Scenario:
 def simulate(
     model: RiskModel,
     frame: pd.DataFrame | Iterable[pd.DataFrame] | Any,
-    changes: Sequence[Change | Mapping[str, Any]],
+    changes: Change | Mapping[str, Any] | Sequence[Change | Mapping[str, Any]],
     *,
     territory: str | None = None,
     weight: str | None = None,
@@ -156,9 +156,12 @@ def simulate(
         A fitted, specification-driven model.
     frame : DataFrame, iterable of DataFrame, or path
         The projection frame, as for :func:`clrisk.predict`.
-    changes : sequence of Change or dict
-        Applied together, in order (a dict is ``Change(**dict)``). A ``share``
-        change must be the only one.
+    changes : Change, dict, or sequence of Change or dict
+        Applied one after the other, in order: a change's ``where=`` sees the
+        features as the earlier changes left them (after "every child attends
+        school", a transfer ``where={"attends_school": "yes"}`` reaches every
+        child). A dict is ``Change(**dict)``. A ``share`` change must be the
+        only one.
     territory, weight, indicators, source, on_invalid, chunk_size, alpha, kernel
         As for :func:`clrisk.predict`.
 
@@ -171,7 +174,7 @@ def simulate(
     if not 0 < alpha < 1:
         raise InvalidParameterError(f"alpha must be in (0, 1); got {alpha!r}.")
     view = ModelView.from_model(model)
-    todo = tuple(c if isinstance(c, Change) else Change(**c) for c in changes)
+    todo = _changes(changes)
     if not todo:
         raise InvalidParameterError("Give at least one change.")
     for c in todo:
@@ -225,6 +228,46 @@ def simulate(
 
 
 # --------------------------------------------------------------------- private
+_KEYS = ("feature", "set", "shift", "share", "territories", "where")
+
+
+def _changes(changes: Any) -> tuple[Change, ...]:
+    """The changes as a tuple of Change (one Change or dict may come alone)."""
+    if isinstance(changes, Change | Mapping):
+        changes = [changes]
+    if isinstance(changes, str) or not isinstance(changes, Iterable):
+        raise InvalidParameterError(
+            "The 'changes' parameter of simulate must be a Change, a dict or a list "
+            f"of them; got {type(changes).__name__}."
+        )
+    out = []
+    for c in changes:
+        if isinstance(c, Mapping):
+            unknown = sorted(str(k) for k in c if k not in _KEYS)
+            if unknown or "feature" not in c:
+                raise InvalidParameterError(
+                    f"A change given as a dict takes the keys {list(_KEYS)} "
+                    f"('feature' required); got {sorted(map(str, c))}."
+                )
+            c = Change(**c)
+        if not isinstance(c, Change):
+            raise InvalidParameterError(
+                f"Each change must be a Change or a dict; got {type(c).__name__}."
+            )
+        if isinstance(c.territories, str):
+            raise InvalidParameterError(
+                f"Change of '{c.feature}': territories= takes a list of codes; got "
+                f"the text {c.territories!r} (write [{c.territories!r}])."
+            )
+        if not isinstance(c.where, Mapping):
+            raise InvalidParameterError(
+                f"Change of '{c.feature}': where= takes a dict of feature to level; "
+                f"got {type(c.where).__name__}."
+            )
+        out.append(c)
+    return tuple(out)
+
+
 def _check_change(c: Change, spec: FeatureSpec) -> None:
     try:
         feat = spec.feature(c.feature)
@@ -244,7 +287,11 @@ def _check_change(c: Change, spec: FeatureSpec) -> None:
                 f"share= needs a level; '{c.feature}' is numeric."
             )
         value = c.set if c.set is not None else c.shift
-        if isinstance(value, str) or not np.isfinite(float(value)):  # type: ignore[arg-type]
+        try:
+            ok = not isinstance(value, str) and bool(np.isfinite(float(value)))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise InvalidParameterError(
                 f"Change of numeric '{c.feature}': set=/shift= must be a number."
             )
@@ -295,12 +342,16 @@ def _check_territories(changes: tuple[Change, ...], seen: pd.Index) -> None:
             )
 
 
-def _selected(coded: CodedFrame, c: Change, spec: FeatureSpec) -> np.ndarray:
+def _selected(
+    coded: CodedFrame, c: Change, spec: FeatureSpec, codes: np.ndarray
+) -> np.ndarray:
+    """Rows the change applies to; `where=` is read in `codes` (the features
+    as the earlier changes left them)."""
     cat = {f.name: j for j, f in enumerate(spec.categorical)}
     mask = np.ones(coded.n, dtype=bool)
     for name, level in c.where.items():
         idx = spec.feature(name).levels.index(str(level))
-        mask &= coded.codes[:, cat[name]] == idx
+        mask &= codes[:, cat[name]] == idx
     if c.territories is not None:
         wanted = {str(t) for t in c.territories}
         in_chunk = np.array([t in wanted for t in coded.territories], dtype=bool)
@@ -312,13 +363,14 @@ def _selected(coded: CodedFrame, c: Change, spec: FeatureSpec) -> np.ndarray:
 def _apply(
     coded: CodedFrame, changes: tuple[Change, ...], spec: FeatureSpec
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Codes and numerics with the changes applied; rows of the first change."""
+    """Codes and numerics with the changes applied one after the other; rows of
+    the first change."""
     codes, numerics = coded.codes.copy(order="F"), coded.numerics.copy(order="F")
     cat = {f.name: j for j, f in enumerate(spec.categorical)}
     num = {f.name: q for q, f in enumerate(spec.numeric + spec.territory_features)}
     first = None
     for c in changes:
-        rows = _selected(coded, c, spec)
+        rows = _selected(coded, c, spec, codes)
         first = rows if first is None else first
         feat = spec.feature(c.feature)
         if feat.kind != "numeric":

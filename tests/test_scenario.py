@@ -202,3 +202,60 @@ def test_bad_changes(
 ) -> None:  # type: ignore[type-arg]
     with pytest.raises(InvalidParameterError, match=match):
         simulate(model, small.census, [change], territory="municipio")
+
+
+# ------------------------------------------- regressions of a review (2026-12-02)
+def test_changes_apply_one_after_the_other(
+    small: clrisk.Country, model: clrisk.RiskModel
+) -> None:
+    """After "every child attends school", a transfer to children who attend
+    reaches every child (was: its where= read the frame as it was, so the
+    order of the changes did not matter)."""
+    census = small.census
+    school = Change("attends_school", set="yes")
+    transfer = Change("cash_transfer", set="yes", where={"attends_school": "yes"})
+    both = simulate(model, census, [school, transfer], territory="municipio")
+    after = census.assign(p_asiste=1, h_transf=1)
+    direct = _direct(model, census, after)
+    got = both.table.set_index("territory")["change"]
+    np.testing.assert_allclose(got.loc[direct.index], direct, rtol=1e-10, atol=1e-9)
+    # the other order: the transfer reaches only those who attended already
+    other = simulate(model, census, [transfer, school], territory="municipio")
+    first = census.assign(
+        h_transf=np.where(census["p_asiste"] == 1, 1, census["h_transf"])
+    )
+    direct2 = _direct(model, census, first.assign(p_asiste=1))
+    got2 = other.table.set_index("territory")["change"]
+    np.testing.assert_allclose(got2.loc[direct2.index], direct2, rtol=1e-10, atol=1e-9)
+    assert other.national["change"].iloc[0] > both.national["change"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ([{"feature": "cash_transfer", "value": "yes"}], "takes the keys"),
+        ([{"set": "yes"}], "'feature' required"),
+        ([Change("cash_transfer", set="yes", territories="05001")], r"\['05001'\]"),
+        ([Change("cash_transfer", set="yes", where="rural")], "where= takes a dict"),
+        ([Change("household_size", set=[1])], "must be a number"),
+        (["cash_transfer"], "a Change or a dict"),
+        ("cash_transfer", "a Change, a dict or a list"),
+    ],
+)
+def test_bad_changes_get_clear_errors(
+    small: clrisk.Country, model: clrisk.RiskModel, changes: Any, message: str
+) -> None:
+    with pytest.raises(InvalidParameterError, match=message):
+        simulate(model, small.census, changes, territory="municipio")
+
+
+def test_a_single_change_may_come_alone(
+    small: clrisk.Country, model: clrisk.RiskModel
+) -> None:
+    one = Change("cash_transfer", set="yes")
+    a = simulate(model, small.census, one, territory="municipio")
+    b = simulate(model, small.census, [one], territory="municipio")
+    pd.testing.assert_frame_equal(a.table, b.table)
+    c = simulate(model, small.census, {"feature": "cash_transfer", "set": "yes"},
+                 territory="municipio")  # fmt: skip
+    pd.testing.assert_frame_equal(a.table, c.table)
