@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clrisk.exceptions import InvalidParameterError
+
 __all__ = ["FactorWeights", "decompose"]
 
 
@@ -85,7 +87,8 @@ class FactorWeights:
         Returns
         -------
         DataFrame with columns ``territory``, ``feature``, ``policy_area``,
-        ``gap``, ``share``, ``direction`` ("risk" or "protective"),
+        ``gap``, ``share``, ``direction`` ("risk", "protective", or missing
+        where the gap is 0 or missing: a territory without scored children),
         ``composition`` and, when available, ``counterfactual_risk`` and
         ``risk_reduction``.
         """
@@ -93,7 +96,11 @@ class FactorWeights:
         out.columns = ["territory", "feature", "gap"]
         out["policy_area"] = out["feature"].map(self.policy_areas)
         out["share"] = self.shares.stack().to_numpy()
-        out["direction"] = np.where(out["gap"] > 0, "risk", "protective")
+        gap = out["gap"].to_numpy()
+        direction = np.full(gap.shape, None, dtype=object)
+        direction[gap > 0] = "risk"
+        direction[gap < 0] = "protective"
+        out["direction"] = direction
         out["composition"] = self.composition.stack().to_numpy()
         if self.counterfactual is not None:
             out["counterfactual_risk"] = self.counterfactual.stack().to_numpy()
@@ -105,8 +112,27 @@ class FactorWeights:
         return out.iloc[order].reset_index(drop=True)
 
     def top(self, territory: str, n: int = 3) -> pd.DataFrame:
-        """The `n` strongest risk factors and protective factors of a territory."""
-        row = self.gaps.loc[territory].sort_values()
+        """The `n` strongest risk factors and protective factors of a territory.
+
+        Raises
+        ------
+        InvalidParameterError
+            For a code not in the table, or a territory without scored
+            children (it has no factors).
+        """
+        if territory not in self.gaps.index:
+            raise InvalidParameterError(
+                f"No factors for territory {territory!r}: it has no scored children "
+                "in the frame, or the code is not a territory's (codes are text "
+                f"with leading zeros, e.g. {list(self.gaps.index[:3])})."
+            )
+        row = self.gaps.loc[territory]
+        if row.isna().all():
+            raise InvalidParameterError(
+                f"Territory {territory!r} has no scored children in the frame, so "
+                "no factors."
+            )
+        row = row.sort_values()
         risk = row[row > 0].iloc[::-1].head(n)
         prot = row[row < 0].head(n)
         return pd.DataFrame(
@@ -163,7 +189,13 @@ def decompose(
     comp = (xbar_t * beta_x) @ member
     total_abs = np.abs(gaps).sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        shares = np.where(total_abs > 0, 100 * np.abs(gaps) / total_abs, 0.0)
+        # all gaps 0: no factor moves the territory (shares 0); NaN gaps (a
+        # territory without scored children): no shares either
+        shares = np.where(
+            np.isnan(total_abs),
+            np.nan,
+            np.where(total_abs > 0, 100 * np.abs(gaps) / total_abs, 0.0),
+        )
     idx = pd.Index(list(territories), name="territory", dtype=object)
     cols = pd.Index(list(features), name="feature")
     areas = list(dict.fromkeys(policy_areas[f] or "unassigned" for f in features))

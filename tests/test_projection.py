@@ -770,3 +770,31 @@ def test_an_error_mid_pass_stops_the_file_reader(tmp_path: Path) -> None:
         kept.append(exc)  # the traceback (and the pass's frames) stay alive
     assert kept
     assert not any(t.name == "clrisk-read-ahead" for t in threading.enumerate())
+
+
+def test_factor_tables_of_territories_without_children(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    """A territory whose children all weigh 0 has no gaps: its shares and
+    directions are missing, not 0 and "protective"; top() of a territory with no
+    rows says so (was: a bare KeyError). Review of 2026-12-02."""
+    census = small.census.assign(w=1.0)
+    codes = sorted(census["municipio"].unique())
+    census.loc[census["municipio"] == codes[0], "w"] = 0.0
+    census = census[census["municipio"] != codes[1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", clrisk.exceptions.CoverageWarning)
+        risk = clrisk.predict(small_model, census, weight="w", **small.predict_kwargs)
+    f = risk.factors
+    assert f.shares.loc[codes[0]].isna().all()
+    long = f.long()
+    zero = long[long["territory"] == codes[0]]
+    assert zero["direction"].isna().all() and zero["share"].isna().all()
+    other = long[long["territory"] == codes[2]]
+    assert set(other["direction"]) <= {"risk", "protective"}
+    assert f.shares.loc[codes[2]].sum() == pytest.approx(100)
+    with pytest.raises(InvalidParameterError, match="no scored children"):
+        f.top(codes[0])
+    with pytest.raises(InvalidParameterError, match="no scored children"):
+        f.top(codes[1])
+    assert len(f.top(codes[2])) > 0
