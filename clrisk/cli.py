@@ -989,6 +989,7 @@ def _prioritise(args: argparse.Namespace) -> int:
     table = _read(args, args.risk)
     for col in (
         "n_children",
+        "weighted_children",
         "expected_count",
         "risk",
         *([args.cost] if args.cost else []),

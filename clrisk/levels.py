@@ -35,7 +35,11 @@ Fewer classes than k
 The data-driven methods (jenks, dalenius_hodges, kmeans, quantile) never return
 empty classes: when the data do not support k classes (fewer than k distinct
 values, ties spanning a quantile, empty histogram bins) they use fewer, and those
-are the *lowest* levels ("low", "medium" for k = 3). ``"equal"`` and ``"fixed"``
+are the *lowest* levels ("low", "medium" for k = 3). k-means may also use fewer
+classes on data that support k, when Lloyd's iterations empty a cluster (Jenks
+does not). Within regions, a region with fewer than k distinct values thus only
+uses the lowest levels whatever its risks, and :func:`classify` warns, naming
+those regions. ``"equal"`` and ``"fixed"``
 define their intervals independently of how the values spread, so their classes
 keep their meaning and may be empty (e.g. values {1, 2} with k = 3 equal
 intervals are "low" and "high"); ``"equal"`` on a single distinct value gives one
@@ -51,6 +55,7 @@ no rows in the breaks table.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +64,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from clrisk.exceptions import InvalidParameterError
+from clrisk.exceptions import ClriskWarning, InvalidParameterError
 
 __all__ = ["METHODS", "Levels", "breaks", "classify"]
 
@@ -194,6 +199,10 @@ def classify(
         codes[idx] = np.searchsorted(b, x[idx], side="left")
         blocks.append(_table_block(name, xs, b, names))
 
+    if groups is not None and method not in ("equal", "fixed"):
+        _warn_small_groups(x, group_index, group_names, k)
+    if method == "fixed":
+        _warn_proportions(x, thr)
     label_lookup = np.array([*names, NO_DATA], dtype=object)
     return Levels(
         codes=codes,
@@ -204,6 +213,46 @@ def classify(
         scope="national" if groups is None else "region",
         level_names=names,
     )
+
+
+def _warn_small_groups(
+    x: FloatArray, group_index: npt.NDArray[np.int64], names: list[str], k: int
+) -> None:
+    """Warn about regions whose values cannot fill k levels."""
+    small = [
+        name
+        for g, name in enumerate(names)
+        if 0 < np.unique(x[(group_index == g) & ~np.isnan(x)]).size < k
+    ]
+    if small:
+        warnings.warn(
+            f"{len(small)} regions have fewer than {k} territories with distinct "
+            f"values (e.g. {small[:5]}): classified among themselves, they only "
+            "use the lowest levels, whatever their risks. Levels within regions "
+            "are relative to the region; classify nationally to compare across "
+            "regions.",
+            ClriskWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_proportions(x: FloatArray, thresholds: FloatArray | None) -> None:
+    """Warn when thresholds look like proportions of values in percent."""
+    top = np.nanmax(x) if np.any(~np.isnan(x)) else np.nan
+    if (
+        thresholds is not None
+        and thresholds.size
+        and np.all(thresholds <= 1)
+        and top > 1
+    ):
+        warnings.warn(
+            f"Every threshold is at most 1 ({thresholds.tolist()}) while the values "
+            f"go up to {top:g}: if the values are percentages (as territory risk "
+            "is), give the thresholds in percent too (e.g. 5, 10), not as "
+            "proportions.",
+            ClriskWarning,
+            stacklevel=3,
+        )
 
 
 def breaks(

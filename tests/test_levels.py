@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clrisk import levels
-from clrisk.exceptions import InvalidParameterError
+from clrisk.exceptions import ClriskWarning, InvalidParameterError
 from clrisk.levels import METHODS, breaks, classify
 
 DATA_DRIVEN = ("jenks", "dalenius_hodges", "kmeans", "quantile")
@@ -338,9 +339,35 @@ def test_all_nan(method: str) -> None:
     assert lv.labels.tolist() == ["no data"] * 3
     assert lv.breaks.empty
     assert breaks([np.nan], **kwargs).size == 0
-    # a region without data gets no rows
-    lv = classify([np.nan, 5.0, 6.0], groups=["a", "b", "b"], **kwargs)
+    # a region without data gets no rows (and b, with 2 values, cannot fill 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClriskWarning)
+        lv = classify([np.nan, 5.0, 6.0], groups=["a", "b", "b"], **kwargs)
     assert set(lv.breaks["group"]) == {"b"}
+
+
+@pytest.mark.parametrize("method", DATA_DRIVEN)
+def test_warns_about_regions_that_cannot_fill_k_levels(method: str) -> None:
+    """A one-territory region is always "low" within regions: said, not silent
+    (review of 2026-12-02)."""
+    values = [1.0, 2.0, 3.0, 4.0, 30.0]
+    with pytest.warns(ClriskWarning, match=r"1 regions have fewer than 3.*\['C'\]"):
+        lv = classify(values, method=method, groups=["A"] * 4 + ["C"], k=3)
+    assert lv.labels[-1] == "low"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        classify(values, method=method, k=3)  # nationally: no warning
+        classify(values, method=method, groups=["A"] * 5, k=3)
+
+
+def test_warns_about_thresholds_given_as_proportions() -> None:
+    with pytest.warns(ClriskWarning, match="in percent"):
+        lv = classify([2.8, 10.0, 23.6], method="fixed", thresholds=[0.05, 0.10])
+    assert lv.labels.tolist() == ["high"] * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        classify([2.8, 10.0, 23.6], method="fixed", thresholds=[5, 10])
+        classify([0.02, 0.1, 0.3], method="fixed", thresholds=[0.05, 0.10])
 
 
 @pytest.mark.parametrize("method", DATA_DRIVEN)
