@@ -11,8 +11,9 @@ explainable model loses nothing that matters.
 
 The benchmark reads the features exactly as the risk model does: the level index
 of each categorical feature (as a native categorical split when it has at most
-255 levels) and the numeric features in the specification's units, after the
-same row validation.
+255 levels, or the model's ``max_bins``; as an ordered code above) and the
+numeric features in the specification's units, after the same row validation,
+with the same survey weights.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.utils.validation import has_fit_parameter
 
 from clrisk.exceptions import InvalidParameterError
 from clrisk.features import CodedFrame
@@ -40,10 +42,13 @@ def benchmark_estimator(benchmark: Any, random_state: int | None) -> Any:
     ----------
     benchmark : True or scikit-learn classifier
         True for the default: scikit-learn's ``HistGradientBoostingClassifier``
-        with its default settings and `random_state`. A classifier with
+        with its default settings, except that every training row is used for
+        the trees (no early stopping, which would hold out a random tenth of
+        the rows, split by row rather than by PSU). A classifier instance with
         ``fit(X, y, sample_weight=...)`` and ``predict_proba`` is used as given
         (cloned per fold).
     random_state : int or None
+        Seed of the default model (the cross-validation's own seed).
 
     Returns
     -------
@@ -52,39 +57,58 @@ def benchmark_estimator(benchmark: Any, random_state: int | None) -> Any:
     Raises
     ------
     InvalidParameterError
-        When `benchmark` is neither True nor such a classifier.
+        When `benchmark` is neither True nor such a classifier instance.
     """
-    if benchmark is True:
-        return HistGradientBoostingClassifier(random_state=random_state)
-    if callable(getattr(benchmark, "fit", None)) and callable(
-        getattr(benchmark, "predict_proba", None)
+    if isinstance(benchmark, bool | np.bool_) and benchmark:
+        return HistGradientBoostingClassifier(
+            early_stopping=False, random_state=random_state
+        )
+    if isinstance(benchmark, type):
+        raise InvalidParameterError(
+            "The 'benchmark' parameter of cross_validate takes a classifier "
+            f"instance, not the class {benchmark.__name__}: write "
+            f"{benchmark.__name__}()."
+        )
+    if not (
+        callable(getattr(benchmark, "fit", None))
+        and callable(getattr(benchmark, "predict_proba", None))
     ):
-        return benchmark
-    raise InvalidParameterError(
-        "The 'benchmark' parameter of cross_validate must be True (gradient "
-        "boosting) or a scikit-learn classifier with fit and predict_proba; got "
-        f"{type(benchmark).__name__}."
-    )
+        raise InvalidParameterError(
+            "The 'benchmark' parameter of cross_validate must be True (gradient "
+            "boosting) or a scikit-learn classifier with fit and predict_proba; "
+            f"got {type(benchmark).__name__}."
+        )
+    if not has_fit_parameter(benchmark, "sample_weight"):
+        raise InvalidParameterError(
+            f"The benchmark {type(benchmark).__name__} does not take sample_weight "
+            "in fit; the survey weights must reach it. Use a classifier that does "
+            "(e.g. HistGradientBoostingClassifier, RandomForestClassifier)."
+        )
+    return benchmark
 
 
-def benchmark_matrix(coded: CodedFrame) -> tuple[np.ndarray, np.ndarray]:
+def benchmark_matrix(
+    coded: CodedFrame, max_categories: int = _MAX_CATEGORIES
+) -> tuple[np.ndarray, np.ndarray]:
     """The features of a coded table as the benchmark reads them.
 
     Parameters
     ----------
     coded : CodedFrame
+    max_categories : int, default 255
+        Categorical features with more levels are marked as ordered codes.
 
     Returns
     -------
     X : ndarray of shape (n_rows, n_categorical + n_numeric), float64
         Level index of each categorical feature, then the numeric features.
     categorical : ndarray of shape (n_categorical + n_numeric,), bool
-        Which columns are categories (at most 255 levels).
+        Which columns are categories (at most `max_categories` levels).
     """
     X = np.column_stack([coded.codes.astype(np.float64), coded.numerics])
     levels = [len(f.levels) for f in coded.spec.categorical]
     categorical = np.zeros(X.shape[1], dtype=bool)
-    categorical[: len(levels)] = np.asarray(levels) <= _MAX_CATEGORIES
+    categorical[: len(levels)] = np.asarray(levels) <= max_categories
     return X, categorical
 
 
@@ -102,7 +126,7 @@ def fit_predict_benchmark(
     estimator : scikit-learn classifier
         From :func:`benchmark_estimator`. A ``HistGradientBoostingClassifier``
         whose ``categorical_features`` is left at its default is told which
-        columns are categories.
+        columns are categories (those with at most ``max_bins`` levels).
     train : CodedFrame
         The training rows, coded.
     y : ndarray of shape (n_train,)
@@ -117,12 +141,14 @@ def fit_predict_benchmark(
     ndarray of shape (n_test,)
         Probability of the outcome for each test row.
     """
-    X, categorical = benchmark_matrix(train)
     model = clone(estimator)
-    if isinstance(model, HistGradientBoostingClassifier) and _default_categories(model):
+    hgb = isinstance(model, HistGradientBoostingClassifier)
+    limit = min(_MAX_CATEGORIES, model.max_bins) if hgb else _MAX_CATEGORIES
+    X, categorical = benchmark_matrix(train, limit)
+    if hgb and _default_categories(model):
         model.set_params(categorical_features=categorical)
     model.fit(X, y.astype(int), sample_weight=w)
-    X_test, _ = benchmark_matrix(test)
+    X_test, _ = benchmark_matrix(test, limit)
     p: np.ndarray = model.predict_proba(X_test)[:, list(model.classes_).index(1)]
     return p
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
-from clrisk.exceptions import InvalidParameterError
+from clrisk.exceptions import DataValidationError, InvalidParameterError
 from clrisk.solver import fit_binary, loglik
 
 __all__ = [
@@ -248,7 +248,12 @@ def classification_table(
     Raises
     ------
     InvalidParameterError
-        For a cut-off outside (0, 1) or not a number.
+        For a cut-off outside (0, 1) or not a number, or arrays of different
+        lengths.
+    DataValidationError
+        For an outcome not 0/1, probabilities outside [0, 1] or missing,
+        negative or missing weights or weights summing to 0, or (for the
+        default cut-off) a single outcome class.
 
     Examples
     --------
@@ -258,10 +263,18 @@ def classification_table(
     >>> t.sensitivity, t.specificity
     (0.5, 0.5)
     """
-    yb = np.asarray(y) > 0
-    w = np.asarray(w, dtype=float)
+    yb, p, w = _check_inputs(y, p, w)
     if cutoff is None:
         rule, cut = "prevalence", float(np.dot(w, yb) / w.sum())
+        if not 0 < cut < 1:
+            raise DataValidationError(
+                column="y",
+                problem="the weighted children all have the outcome or none does, "
+                "so the default cut-off (the prevalence) is not a probability "
+                "strictly between 0 and 1",
+                n_bad=len(yb),
+                fix="Give the cut-off, or a table with both outcomes.",
+            )
     else:
         ok = isinstance(cutoff, numbers.Real) and not isinstance(cutoff, bool)
         if not ok or not 0 < float(cutoff) < 1:
@@ -280,6 +293,48 @@ def classification_table(
         true_neg=float(w[~yb & ~flag].sum()),
         n=len(flag),
     )
+
+
+def _check_inputs(
+    y: np.ndarray, p: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Outcome as bool, probabilities and weights, checked: same length, y 0/1,
+    p in [0, 1], w finite >= 0 with a positive sum."""
+    try:
+        ya, pa, wa = (np.asarray(v, dtype=float).ravel() for v in (y, p, w))
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(
+            f"classification_table takes numeric arrays y, p and w ({exc})."
+        ) from None
+    if not len(ya) == len(pa) == len(wa):
+        raise InvalidParameterError(
+            "classification_table takes y, p and w of the same length; got "
+            f"{len(ya)}, {len(pa)} and {len(wa)}."
+        )
+    for name, bad, problem, fix in (
+        ("y", ~np.isin(ya, (0.0, 1.0)), "values other than 0 and 1",
+         "Code the outcome 0/1."),
+        ("p", ~((pa >= 0) & (pa <= 1)), "values that are not probabilities in "
+         "[0, 1] (or missing)", "Give every child's predicted probability."),
+        ("w", ~(np.isfinite(wa) & (wa >= 0)), "weights that are negative, "
+         "infinite or missing", "Give finite weights >= 0."),
+    ):  # fmt: skip
+        if bad.any():
+            raise DataValidationError(
+                column=name,
+                problem=problem,
+                n_bad=int(bad.sum()),
+                examples=[f"row {i}" for i in np.flatnonzero(bad)[:5]],
+                fix=fix,
+            )
+    if not wa.sum() > 0:
+        raise DataValidationError(
+            column="w",
+            problem="the weights sum to 0, so there is no one to classify",
+            n_bad=len(wa),
+            fix="Give positive weights.",
+        )
+    return ya == 1.0, pa, wa
 
 
 def diagnose(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> Diagnostics:

@@ -46,7 +46,10 @@ __all__ = [
 ]
 
 FORMAT = "clrisk-model"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this clrisk reads: 2 added the classification table to the
+#: diagnostics (a version-1 file loads without it).
+_READABLE = (1, 2)
 _KEYS = {
     "format",
     "schema_version",
@@ -212,10 +215,10 @@ def model_from_dict(data: Any, *, where: str = "the model") -> RiskModel:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise fail("not a clrisk model file (no 'format': 'clrisk-model')")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in _READABLE or isinstance(version, bool):
         raise fail(
-            f"schema_version {version!r}; this clrisk reads version "
-            f"{SCHEMA_VERSION} (upgrade clrisk for newer files)"
+            f"schema_version {version!r}; this clrisk reads versions "
+            f"{', '.join(map(str, _READABLE))} (upgrade clrisk for newer files)"
         )
     _check_keys(data, _KEYS, "top level", fail)
     if data["checksum"] != _checksum(data):
@@ -267,9 +270,12 @@ def _rebuild(data: dict[str, Any], where: str, fail: Any) -> RiskModel:
     model.sum_weights_ = float(tr["sum_weights"])
     model.design_ = Design(**tr["design"])
     diag = dict(tr["diagnostics"])
+    for name in ("auc", "brier", "pseudo_r2", "calibration_slope"):
+        if not _is_number(diag.get(name)):
+            raise fail(f"'training.diagnostics.{name}' is not a number")
     diag["calibration"] = pd.DataFrame(diag["calibration"])
     if diag.get("classification") is not None:
-        diag["classification"] = ClassificationTable(**diag["classification"])
+        diag["classification"] = _classification(diag["classification"], fail)
     model.diagnostics_ = Diagnostics(**diag)
     _check_keys(
         tr["quality"],
@@ -383,8 +389,12 @@ def _classification_text(table: ClassificationTable | None) -> str:
         "| observed | flagged | not flagged | total |",
         "|---|---|---|---|",
     ]
-    for name, row in table.table().iterrows():
-        cells = " | ".join(f"{v:,.0f}" for v in row)
+    frame = table.table()
+    # whole children for expansion weights; significant digits for weights
+    # normalised to a small sum
+    fmt = ",.0f" if frame.loc["total", "total"] >= 1000 else ",.4g"
+    for name, row in frame.iterrows():
+        cells = " | ".join(format(v, fmt) for v in row)
         lines.append(f"| {name} | {cells} |")
     return "\n".join(lines) + "\n"
 
@@ -411,6 +421,29 @@ def _check_keys(table: Any, allowed: set[str], where: str, fail: Any) -> None:
     unknown, missing = sorted(set(table) - allowed), sorted(allowed - set(table))
     if unknown or missing:
         raise fail(f"{where}: unknown keys {unknown}, missing keys {missing}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _classification(data: Any, fail: Any) -> ClassificationTable:
+    """The classification table of a model file, checked."""
+    where = "training.diagnostics.classification"
+    fields = {f.name for f in dataclasses.fields(ClassificationTable)}
+    _check_keys(data, fields, where, fail)
+    cells = ("true_pos", "false_neg", "false_pos", "true_neg")
+    if not all(_is_number(data[c]) and math.isfinite(data[c]) for c in cells):
+        raise fail(f"'{where}': the four cells must be finite numbers")
+    if not all(data[c] >= 0 for c in cells):
+        raise fail(f"'{where}': the four cells must be >= 0 (sums of weights)")
+    if not (_is_number(data["cutoff"]) and 0 < data["cutoff"] < 1):
+        raise fail(f"'{where}.cutoff' must be a number strictly between 0 and 1")
+    if data["rule"] not in ("prevalence", "given"):
+        raise fail(f"'{where}.rule' must be 'prevalence' or 'given'")
+    if not (isinstance(data["n"], int) and not isinstance(data["n"], bool)):
+        raise fail(f"'{where}.n' must be a whole number")
+    return ClassificationTable(**data)
 
 
 def _array(values: Any, shape: tuple[int, ...], name: str, fail: Any) -> np.ndarray:

@@ -103,7 +103,7 @@ class CrossValidation:
         calibration table and classification table (at the weighted prevalence;
         :meth:`classification_table` for another cut-off) of the pooled
         out-of-fold predictions.
-    folds : DataFrame of shape (n_splits, 11)
+    folds : DataFrame of shape (n_splits, 11), or 13 with a benchmark
         One row per fold: ``fold`` (1-based), ``n_groups``, ``n_train``,
         ``n_test`` (held-out rows scored), ``weight`` (their sum of weights),
         ``observed`` and ``predicted`` (weighted mean outcome and probability),
@@ -112,7 +112,7 @@ class CrossValidation:
     fold_calibration : DataFrame
         The calibration table of each fold: ``fold`` then the columns of
         :func:`clrisk.diagnostics.calibration_table`.
-    predictions : DataFrame of shape (n_scored, 6)
+    predictions : DataFrame of shape (n_scored, 6), or 7 with a benchmark
         The out-of-fold predictions: ``row`` (position in the survey),
         ``group``, ``fold``, ``y`` (0/1), ``weight`` (and ``p_benchmark``) and
         ``p``, in survey order.
@@ -313,9 +313,11 @@ def cross_validate(
         Also fit a flexible model on each fold's training rows and score the
         same held-out rows, as an accuracy benchmark for the logit
         (:mod:`clrisk.benchmark`): True for gradient-boosted trees
-        (scikit-learn's ``HistGradientBoostingClassifier``, default settings,
-        categorical features split as categories), or a classifier with
-        ``fit(X, y, sample_weight=)`` and ``predict_proba`` (cloned per fold).
+        (scikit-learn's ``HistGradientBoostingClassifier``, default settings
+        but no early stopping, so the trees see every training row;
+        categorical features of up to 255 levels split as categories), or a
+        classifier instance with ``fit(X, y, sample_weight=)`` and
+        ``predict_proba`` (cloned per fold).
         It reads the same features, coded the same way, with the same weights.
     **fit_kwargs
         Passed to :meth:`RiskModel.fit` of each fold (``outcome``, ``weight``,
@@ -403,7 +405,10 @@ def cross_validate(
             part["p_benchmark"] = pb
             both = len(np.unique(y[w > 0])) == 2
             scores["benchmark_auc"] = weighted_auc(y, pb, w) if both else np.nan
-            scores["benchmark_brier"] = float(np.dot(w, (y - pb) ** 2) / w.sum())
+            sw = w.sum()
+            scores["benchmark_brier"] = (
+                float(np.dot(w, (y - pb) ** 2) / sw) if sw > 0 else np.nan
+            )
         parts.append(pd.DataFrame({**part, "p": p}))
         fold_rows.append(
             {
@@ -758,7 +763,15 @@ def _benchmark_fold(
     try:
         return fit_predict_benchmark(estimator, train, y, w, test)
     except (ValueError, TypeError) as exc:
-        raise ctx.error("fitted (benchmark)", exc) from exc
+        raise CrossValidationError(
+            f"Cross-validation fold {ctx.fold} of {ctx.n_splits}: the benchmark "
+            f"{type(estimator).__name__} could not be fitted or scored "
+            f"({type(exc).__name__}: {exc}). Fix: check the benchmark's settings, "
+            "or use benchmark=True.",
+            fold=ctx.fold,
+            n_splits=ctx.n_splits,
+            held_out=ctx.held_out,
+        ) from exc
 
 
 def _part_outcome(

@@ -5,17 +5,25 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.neighbors import KNeighborsClassifier
 
 import clrisk
-from clrisk.benchmark import benchmark_matrix
+from clrisk.benchmark import (
+    benchmark_estimator,
+    benchmark_matrix,
+    fit_predict_benchmark,
+)
 from clrisk.cli import main
 from clrisk.exceptions import InvalidParameterError
 from clrisk.features import encode
+from clrisk.spec import Feature, FeatureSpec, Source
 from clrisk.validation import CrossValidation, cross_validate
 
 
@@ -147,3 +155,81 @@ def test_cli_fit_benchmark(
     assert "benchmark HistGradientBoostingClassifier" in (tmp_path / "m.md").read_text(
         encoding="utf-8"
     )
+
+
+# ------------------------------------------- regressions of a review (2026-12-02)
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (
+            HistGradientBoostingClassifier,
+            r"instance.*HistGradientBoostingClassifier\(\)",
+        ),
+        (KNeighborsClassifier(), "does not take sample_weight"),
+    ],
+)
+def test_unusable_benchmarks_are_refused_before_any_fit(
+    country: clrisk.Country, bad: object, match: str
+) -> None:
+    with pytest.raises(InvalidParameterError, match=match):
+        _cv(country, benchmark=bad)
+
+
+def test_numpy_true_asks_for_the_default() -> None:
+    est = benchmark_estimator(np.True_, 0)
+    assert isinstance(est, HistGradientBoostingClassifier)
+    assert est.early_stopping is False  # the trees see every training row
+
+
+def _coded_with_levels(n_levels: int) -> Any:
+    rng = np.random.default_rng(0)
+    spec = FeatureSpec(
+        [
+            Feature("big", "categorical", {"s": Source("big")},
+                    levels=[str(i) for i in range(n_levels)]),
+            Feature("x", "numeric", {"s": Source("x")}),
+        ]
+    )  # fmt: skip
+    table = pd.DataFrame(
+        {"big": rng.integers(0, n_levels, 2000).astype(str), "x": rng.normal(size=2000)}
+    )
+    return encode(spec, table, source="s")
+
+
+@pytest.mark.parametrize(("n_levels", "native"), [(255, True), (256, False)])
+def test_many_levels_are_ordered_codes(n_levels: int, native: bool) -> None:
+    coded = _coded_with_levels(n_levels)
+    _, categorical = benchmark_matrix(coded)
+    assert categorical.tolist() == [native, False]
+    y = (coded.codes[:, 0] % 3 == 0).astype(float)  # a pattern only categories see
+    p = fit_predict_benchmark(
+        benchmark_estimator(True, 0), coded, y, np.ones(coded.n), coded
+    )
+    assert p.shape == (coded.n,)
+
+
+def test_categories_follow_max_bins_and_a_users_choice_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    coded = _coded_with_levels(100)
+    y = (coded.codes[:, 0] % 2).astype(float)
+    seen: list[Any] = []
+    fit = HistGradientBoostingClassifier.fit
+
+    def spy(self: Any, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        seen.append(self.categorical_features)
+        return fit(self, X, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(HistGradientBoostingClassifier, "fit", spy)
+    w = np.ones(coded.n)
+    fit_predict_benchmark(benchmark_estimator(True, 0), coded, y, w, coded)
+    fit_predict_benchmark(
+        HistGradientBoostingClassifier(max_bins=64, max_iter=5), coded, y, w, coded
+    )  # 100 levels > 64 bins: an ordered code, not a crash
+    user = HistGradientBoostingClassifier(categorical_features=None, max_iter=5)
+    fit_predict_benchmark(user, coded, y, w, coded)
+    assert [list(c) if c is not None else None for c in seen] == [
+        [True, False],
+        [False, False],
+        None,
+    ]

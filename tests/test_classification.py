@@ -219,3 +219,76 @@ def test_table_frame_shape() -> None:
     table = t.table()
     assert isinstance(table, pd.DataFrame) and table.shape == (3, 3)
     assert table.loc["1", "flagged"] == 1 and table.loc["0", "not flagged"] == 1
+
+
+# ------------------------------------------- regressions of a review (2026-12-02)
+@pytest.mark.parametrize(
+    ("y", "p", "w", "error", "match"),
+    [
+        ([1, 0], [0.5, np.nan], [1, 1], "DataValidationError", "'p'.*probabilities"),
+        ([1, 0], [0.5, 1.2], [1, 1], "DataValidationError", "'p'.*probabilities"),
+        ([1, 2], [0.5, 0.2], [1, 1], "DataValidationError", "'y'.*other than 0"),
+        ([1, np.nan], [0.5, 0.2], [1, 1], "DataValidationError", "'y'"),
+        ([1, 0], [0.5, 0.2], [1, -1], "DataValidationError", "'w'.*negative"),
+        ([1, 0], [0.5, 0.2], [0, 0], "DataValidationError", "sum to 0"),
+        ([1, 0], [0.5, 0.2, 0.1], [1, 1], "InvalidParameterError", "same length"),
+        ([1, 1], [0.5, 0.2], [1, 1], "DataValidationError", "Give the cut-off"),
+    ],
+)
+def test_bad_inputs_are_refused(
+    y: list[float], p: list[float], w: list[float], error: str, match: str
+) -> None:
+    import clrisk.exceptions as ex
+
+    with pytest.raises(getattr(ex, error), match=match):
+        classification_table(np.array(y), np.array(p), np.array(w))
+
+
+def test_single_class_with_a_given_cutoff_is_fine() -> None:
+    t = classification_table(np.array([1, 1]), np.array([0.5, 0.2]), np.ones(2), 0.3)
+    assert t.sensitivity == 0.5 and np.isnan(t.specificity)
+
+
+def test_model_file_versions_and_checks(fitted: clrisk.RiskModel) -> None:
+    """Files are written as schema 2 (an older clrisk says "upgrade" rather than
+    misreading them); schema 1 files load, with or without the table; a damaged
+    table is refused on loading, not later."""
+    data = json.loads(json.dumps(model_to_dict(fitted)))
+    assert data["schema_version"] == 2
+    old = json.loads(json.dumps(data))
+    old["schema_version"] = 1
+    old["checksum"] = _checksum(old)
+    assert model_from_dict(old).diagnostics_.classification == (
+        fitted.diagnostics_.classification
+    )
+    for key, value, match in [
+        ("true_pos", "abc", "finite numbers"),
+        ("true_pos", -5.0, ">= 0"),
+        ("cutoff", [0.1], "cutoff"),
+        ("rule", "anything", "rule"),
+        ("n", 1.5, "whole number"),
+    ]:
+        bad = json.loads(json.dumps(data))
+        bad["training"]["diagnostics"]["classification"][key] = value
+        bad["checksum"] = _checksum(bad)
+        with pytest.raises(clrisk.ModelFormatError, match=match):
+            model_from_dict(bad)
+    bad = json.loads(json.dumps(data))
+    bad["training"]["diagnostics"]["auc"] = "abc"
+    bad["checksum"] = _checksum(bad)
+    with pytest.raises(clrisk.ModelFormatError, match="auc' is not a number"):
+        model_from_dict(bad)
+
+
+def test_cli_json_is_strict_when_no_one_is_flagged(
+    country: clrisk.Country, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _fit_args(country, tmp_path)
+    assert main([*args, "--cv-groups", "upm", "--cutoff", "0.99"]) == 0
+    text = capsys.readouterr().out
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    out = json.loads(text, parse_constant=refuse)
+    assert out["cross_validation"]["classification"]["ppv"] is None
