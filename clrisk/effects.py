@@ -21,7 +21,8 @@ estimates it on the survey, given the fitted model:
 Survey weights enter as in weighted multilevel models (Pfeffermann et al.,
 1998; Rabe-Hesketh and Skrondal, 2006): within each territory they are scaled
 to sum to the effective sample size (Σw)²/Σw², so that a territory's evidence
-counts its children, not the people they represent.
+counts its (effective number of) children, not the people they represent.
+Territories whose children all weigh 0 are left out.
 
 Notes
 -----
@@ -46,7 +47,12 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from clrisk.exceptions import DataValidationError, InvalidParameterError
+from clrisk.exceptions import (
+    ClriskError,
+    DataValidationError,
+    InvalidParameterError,
+    SchemaError,
+)
 from clrisk.features import design_matrix
 from clrisk.link import Link, cdf, pdf
 from clrisk.model import RiskModel
@@ -58,6 +64,7 @@ _EPS = 1e-300
 _MIN_TERRITORIES = 5
 _LOG_SD = (math.log(1e-3), math.log(10.0))  # search range of log σ
 _TOL = 1e-10  # Newton steps of the modes
+_MAX_ITER = 200
 _FLAT = 1e-6  # a likelihood-ratio statistic below this is 0 (σ at the boundary)
 
 
@@ -71,7 +78,9 @@ class TerritoryEffects:
         Estimated SD σ of the territory effects, on the link (log-odds for the
         logit) scale; 0 when the likelihood is highest without effects.
     sd_interval : tuple of (float, float)
-        Profile-likelihood interval of σ at `level`.
+        Profile-likelihood interval of σ at `level`. The lower end inverts the
+        boundary test of σ = 0, so it is 0 exactly when `p_value` >= 1 - level;
+        the upper end may be infinite when the profile stays high.
     lr_stat : float
         Likelihood-ratio statistic of σ = 0.
     p_value : float
@@ -144,8 +153,8 @@ def territory_effects(
     **fit_kwargs
         The arguments given to :meth:`RiskModel.fit` (``outcome`` or ``y``,
         ``weight`` or ``sample_weight``, ``territory``, ``indicators``...);
-        ``territory`` is required. Rows are coded with the model's
-        ``on_invalid`` policy, as the fit coded them.
+        ``territory`` defaults to the model's territory column. Rows are coded
+        with the model's ``on_invalid`` policy, as the fit coded them.
 
     Returns
     -------
@@ -155,9 +164,13 @@ def territory_effects(
     ------
     InvalidParameterError
         For an unfitted model, no ``territory``, or a bad `level`.
+    SchemaError
+        For an outcome column not in the survey.
     DataValidationError
-        For fewer than 5 territories in the survey (σ cannot be estimated),
-        or any data problem the fit would report.
+        For fewer than 5 territories with children of positive weight (σ
+        cannot be estimated), a likelihood that keeps rising with σ (e.g.
+        every territory's children all in or all out of child labour), or any
+        data problem the fit would report.
 
     Examples
     --------
@@ -178,12 +191,30 @@ def territory_effects(
         raise InvalidParameterError(
             f"The 'level' parameter must be in (0, 1); got {level!r}."
         )
-    if not fit_kwargs.get("territory"):
+    if not isinstance(survey, pd.DataFrame):
+        raise InvalidParameterError(
+            "The 'survey' parameter of territory_effects must be a pandas "
+            f"DataFrame; got {type(survey).__name__}."
+        )
+    if fit_kwargs.get("outcome") is None and fit_kwargs.get("y") is None:
+        raise InvalidParameterError(
+            "territory_effects needs the outcome: pass outcome='<column>' (or y=), "
+            "as to RiskModel.fit."
+        )
+    territory = fit_kwargs.get("territory") or model.territory_
+    if not territory:
         raise InvalidParameterError(
             "territory_effects needs the survey's territory column: pass "
-            "territory='...' (as to RiskModel.fit)."
+            "territory='...' (the model was fitted without one)."
         )
     check_fit_kwargs(fit_kwargs, len(survey), "territory_effects")
+    outcome = fit_kwargs.get("outcome")
+    if isinstance(outcome, str) and outcome not in survey.columns:
+        raise SchemaError(
+            f"The outcome column {outcome!r} is not in the survey.",
+            expected=[outcome],
+            received=[str(c) for c in survey.columns],
+        )
     coded, y, w = coded_part(
         model,
         model,
@@ -191,25 +222,27 @@ def territory_effects(
         np.arange(len(survey)),
         fit_kwargs,
         "the survey",
-        territory=str(fit_kwargs["territory"]),
+        territory=str(territory),
     )
     assert coded.territory is not None  # a territory column was given
     terr, codes = coded.territory, coded.territories
+    weighed = np.bincount(terr, weights=w, minlength=len(codes)) > 0
+    keep = weighed[terr]  # territories whose children all weigh 0 tell nothing
+    terr, offset, y, w = terr[keep], _offset(coded, model)[keep], y[keep], w[keep]
     present = np.unique(terr)
     if len(present) < _MIN_TERRITORIES:
         raise DataValidationError(
-            column=str(fit_kwargs["territory"]),
-            problem=f"the survey has children in {len(present)} territories, too "
-            "few to estimate how much territories differ",
+            column=str(territory),
+            problem=f"the survey has children of positive weight in {len(present)} "
+            "territories, too few to estimate how much territories differ",
             n_bad=coded.n,
             fix=f"Use a survey covering at least {_MIN_TERRITORIES} territories.",
         )
     t = np.searchsorted(present, terr)
     n_t = len(present)
-    offset = design_matrix(coded) @ model.params_
     sw = np.bincount(t, weights=w, minlength=n_t)
     sw2 = np.bincount(t, weights=w * w, minlength=n_t)
-    scale = np.divide(sw, sw2, out=np.zeros(n_t), where=sw2 > 0)
+    scale = sw / sw2
     ws = w * scale[t]  # sums to the effective sample size in each territory
     link: Link = model.link
     fit = _Laplace(offset, y, ws, t, n_t, link)
@@ -222,6 +255,19 @@ def territory_effects(
         options={"xatol": 1e-6},
     )
     top = -float(best.fun)
+    if float(best.x) > _LOG_SD[1] - 1e-3:
+        pure = np.bincount(t, weights=ws * y, minlength=n_t)
+        extreme = int(np.sum((pure <= 0) | (pure >= np.bincount(t, weights=ws))))
+        raise DataValidationError(
+            column=str(territory),
+            problem="the likelihood keeps rising with the spread of the territory "
+            f"effects (no estimate below SD {math.exp(_LOG_SD[1]):g}); "
+            f"{extreme} of {n_t} territories have children all in or all out of "
+            "child labour",
+            n_bad=extreme,
+            fix="Territory effects cannot be estimated from this survey; use "
+            "coarser territories or a survey with more children per territory.",
+        )
     if 2.0 * (top - null) > _FLAT:
         sd = math.exp(float(best.x))
     else:  # no higher than without effects: σ = 0 is the estimate
@@ -232,7 +278,7 @@ def territory_effects(
 
     u, info = fit.modes(sd) if sd > 0 else (np.zeros(n_t), fit.info(np.zeros(n_t)))
     prec = info + (1.0 / sd**2 if sd > 0 else np.inf)
-    p_fixed = cdf(offset, link)
+    p_fixed = cdf(offset, link)  # the model's own prediction
     with np.errstate(invalid="ignore", divide="ignore"):
         table = pd.DataFrame(
             {
@@ -298,16 +344,39 @@ class _Laplace:
         return self._rows(u)[2]
 
     def modes(self, sd: float) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior modes of the effects given σ, and their information."""
+        """Posterior modes of the effects given σ, and their information.
+
+        Each territory's log-posterior is strictly concave in its effect:
+        Newton steps, halved where they would lower it, reach its maximum
+        from any start.
+        """
+        prior = 1.0 / sd**2
         u = self._u.copy()
-        for _ in range(100):
-            _, score, info = self._rows(u)
-            step = np.clip((score - u / sd**2) / (info + 1.0 / sd**2), -5.0, 5.0)
-            u += step
-            if np.max(np.abs(step)) < _TOL:
+        ll, score, info = self._rows(u)
+        objective = ll - 0.5 * prior * u * u
+        for _ in range(_MAX_ITER):
+            step = (score - prior * u) / (info + prior)
+            scale = np.ones(self.n_t)
+            for _ in range(60):  # halve where the step overshoots
+                new = u + scale * step
+                ll_new, score_new, info_new = self._rows(new)
+                obj_new = ll_new - 0.5 * prior * new * new
+                worse = obj_new < objective - 1e-12 * np.abs(objective)
+                if not worse.any():
+                    break
+                scale[worse] *= 0.5
+            u, ll, score, info, objective = new, ll_new, score_new, info_new, obj_new
+            if np.max(np.abs(scale * step)) < _TOL:
                 break
+        gradient = np.abs(score - prior * u)
+        if not np.all(gradient <= 1e-6 * (info + prior) + 1e-9):
+            raise ClriskError(
+                "territory_effects: the territory effects did not converge at SD "
+                f"{sd:.4g} (largest gradient {gradient.max():.3g}). Report this "
+                "with the data's shape: it should not happen."
+            )
         self._u = u
-        return u, self._rows(u)[2]
+        return u, info
 
     def value(self, sd: float) -> float:
         """Laplace approximation of the marginal log-likelihood at σ = `sd`."""
@@ -323,21 +392,44 @@ class _Laplace:
 def _profile_interval(
     fit: _Laplace, sd: float, top: float, null: float, level: float
 ) -> tuple[float, float]:
-    """Where the profile log-likelihood falls `χ²₁(level)/2` below its top."""
-    drop = 0.5 * float(stats.chi2.ppf(level, 1))
+    """The profile-likelihood interval of σ at `level`.
 
-    def gap(a: float) -> float:
+    The upper end is where the profile falls χ²₁(level)/2 below its top. The
+    lower end inverts the boundary test of σ = 0 (its null distribution is the
+    mixture ½χ²₀ + ½χ²₁): it is 0 exactly when that test does not reject at
+    1 − level, else where the profile falls χ²₁(2·level − 1)/2 below its top,
+    so the interval and the p-value never disagree.
+    """
+    upper_drop = 0.5 * float(stats.chi2.ppf(level, 1))
+    lower_drop = 0.5 * float(stats.chi2.ppf(2 * level - 1, 1))
+    lo_bound, hi_bound = _LOG_SD
+
+    def gap(a: float, drop: float) -> float:
         return fit.value(math.exp(a)) - (top - drop)
 
-    lo_bound, hi_bound = _LOG_SD
-    if sd == 0 or null >= top - drop:
+    if sd == 0 or null >= top - lower_drop:
         lo = 0.0
     else:
-        lo = math.exp(optimize.brentq(gap, lo_bound, math.log(sd), xtol=1e-8))
+        lo = math.exp(_root(gap, lo_bound, math.log(sd), lower_drop))
     start = math.log(sd) if sd > 0 else lo_bound
     hi = (
-        math.exp(optimize.brentq(gap, start, hi_bound, xtol=1e-8))
-        if gap(hi_bound) < 0
+        math.exp(_root(gap, start, hi_bound, upper_drop))
+        if gap(hi_bound, upper_drop) < 0
         else math.inf
     )
     return lo, hi
+
+
+def _root(f: Any, a: float, b: float, drop: float) -> float:
+    """Where f(·, drop) crosses 0 between a (above) and b (below), or the end
+    nearest to it when the profile is too flat to cross."""
+    fa, fb = f(a, drop), f(b, drop)
+    if fa * fb > 0:
+        return a if abs(fa) < abs(fb) else b
+    return float(optimize.brentq(f, a, b, args=(drop,), xtol=1e-8))
+
+
+def _offset(coded: Any, model: RiskModel) -> np.ndarray:
+    """The model's linear predictor x·β̂ of each coded row."""
+    eta: np.ndarray = design_matrix(coded) @ model.params_
+    return eta

@@ -226,7 +226,7 @@ def _warn_small_groups(
     ]
     if small:
         warnings.warn(
-            f"{len(small)} regions have fewer than {k} territories with distinct "
+            f"{len(small)} region(s) with fewer than {k} territories of distinct "
             f"values (e.g. {small[:5]}): classified among themselves, they only "
             "use the lowest levels, whatever their risks. Levels within regions "
             "are relative to the region; classify nationally to compare across "

@@ -197,7 +197,9 @@ def prioritise(
         without data or excluded may lack one); codes in a mapping that are
         not in the table are ignored. Shown as the ``cost`` column. Costs and
         budget are added as the decimal numbers they print as, so costs of
-        0.1 and 0.2 fill a budget of 0.3.
+        0.1 and 0.2 fill a budget of 0.3. A budget computed in floating point
+        (e.g. the float sum of the costs, or costs stored as 32-bit floats)
+        may fall a hair short of that decimal sum: round it to the cent.
     coverage : float in (0, 1], optional
         Select the shortest run of eligible territories, in rank order, holding
         at least this share of the national total. With the default ranking
@@ -237,7 +239,7 @@ def prioritise(
     top, budget, coverage = _check_rule(top, budget, coverage, cost)
     codes = _check_codes(table["territory"])
     n_children, expected, rate, has_data = _check_values(table, codes)
-    children = _children(table, codes, n_children)
+    children = _children(table, codes, n_children, has_data)
     excluded = _check_exclude(exclude, table["territory"])
     costs = (
         None
@@ -524,7 +526,10 @@ def _check_values(
 
 
 def _children(
-    table: pd.DataFrame, codes: Sequence[str], n_children: FloatArray
+    table: pd.DataFrame,
+    codes: Sequence[str],
+    n_children: FloatArray,
+    has_data: BoolArray,
 ) -> FloatArray:
     """Children each territory holds: ``weighted_children`` when the table has
     it (a weighted frame's rows are a sample), else ``n_children``."""
@@ -538,6 +543,14 @@ def _children(
         codes,
         column="weighted_children",
         problem="infinite or negative values",
+        fix=fix,
+    )
+    _bad_values(
+        has_data & np.isnan(w),
+        w,
+        codes,
+        column="weighted_children",
+        problem="missing for territories with expected_count and risk",
         fix=fix,
     )
     return w

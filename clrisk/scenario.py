@@ -288,7 +288,9 @@ def _check_change(c: Change, spec: FeatureSpec) -> None:
             )
         value = c.set if c.set is not None else c.shift
         try:
-            ok = not isinstance(value, str) and bool(np.isfinite(float(value)))  # type: ignore[arg-type]
+            ok = not isinstance(value, str | bool | np.bool_) and bool(
+                np.isfinite(float(value))  # type: ignore[arg-type]
+            )
         except (TypeError, ValueError):
             ok = False
         if not ok:

@@ -164,7 +164,9 @@ def _main_factors(risk: TerritoryRisk, k: int) -> pd.Series:
     """The `k` features pushing each territory's risk up most, as text."""
     gaps = risk.factors.gaps
 
-    def top(row: pd.Series) -> str:
+    def top(row: pd.Series) -> str | None:
+        if row.isna().all():  # no children scored there: no factors
+            return None
         up = row[row > 0].sort_values(ascending=False).head(k)
         return ", ".join(up.index) if len(up) else "none above national"
 
@@ -173,7 +175,7 @@ def _main_factors(risk: TerritoryRisk, k: int) -> pd.Series:
 
 #: A comma then exactly three digits ("1,234", "12,500"): a thousands separator
 #: in some locales, a decimal comma in others.
-_AMBIGUOUS = r"^[-+]?\d{1,3}(,\d{3})+$"
+_AMBIGUOUS = r"^[-+]?[1-9]\d{0,2}(,\d{3})+$"
 
 
 def _volume(values: pd.Series, name: str) -> pd.Series:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -167,9 +168,11 @@ def test_errors(
     with_effects: tuple[clrisk.Country, clrisk.RiskModel, TerritoryEffects],
 ) -> None:
     c, m, _ = with_effects
+    bare = copy.deepcopy(m)
+    bare.territory_ = None  # as a model fitted without a territory column
     kw = {k: v for k, v in c.fit_kwargs.items() if k != "territory"}
     with pytest.raises(InvalidParameterError, match="territory="):
-        territory_effects(m, c.survey, **kw)
+        territory_effects(bare, c.survey, **kw)
     with pytest.raises(InvalidParameterError, match="fitted RiskModel"):
         territory_effects(clrisk.RiskModel(c.spec), c.survey, **c.fit_kwargs)
     with pytest.raises(InvalidParameterError, match="'level'"):
@@ -215,3 +218,67 @@ def test_cli_fit_territory_effects(
     assert out["sd"] > 0.2 and out["p_value"] < 0.05 and out["territories"] > 5
     card = (tmp_path / "m.md").read_text(encoding="utf-8")
     assert "## Territory effects" in card and "likelihood-ratio test" in card
+
+
+# ------------------------------------------- regressions of a review (2026-12-02)
+def test_large_effects_converge() -> None:
+    """A territory far above the model (51% observed, 9% predicted) made the
+    undamped Newton step cycle between 0 and 5, and the search crashed with a
+    bare scipy error; σ = 2 is now recovered."""
+    c, m = _country(2.0)
+    fx = territory_effects(m, c.survey, **c.fit_kwargs)
+    lo, hi = fx.sd_interval
+    assert lo < 2.0 < hi and 1.6 < fx.sd < 2.5
+
+
+def test_the_interval_agrees_with_the_test() -> None:
+    """The lower end is 0 exactly when the boundary test does not reject (was:
+    p = 0.031 with a 95% interval from 0)."""
+    c = clrisk.make_country(
+        random_state=27,
+        n_territories=30,
+        survey_children=3000,
+        territory_effect_sd=0.25,
+    )
+    m = clrisk.RiskModel(c.spec).fit(c.survey, **c.fit_kwargs)
+    fx = territory_effects(m, c.survey, **c.fit_kwargs)
+    assert 2.71 < fx.lr_stat < 3.84  # the case where the conventions differ
+    assert fx.p_value < 0.05 and fx.sd_interval[0] > 0
+    fx90 = territory_effects(m, c.survey, level=0.9, **c.fit_kwargs)
+    assert fx90.sd_interval[0] > fx.sd_interval[0]
+
+
+def test_no_estimate_when_every_territory_is_pure() -> None:
+    c = clrisk.make_country(random_state=3, n_territories=20, survey_children=3000)
+    codes = sorted(c.survey["cod_mun"].unique())
+    survey = c.survey.assign(trabajo_infantil=c.survey["cod_mun"].isin(codes[::3]))
+    kw = {k: v for k, v in c.fit_kwargs.items() if k not in ("strata", "psu")}
+    m = clrisk.RiskModel(c.spec).fit(survey, **kw)
+    with pytest.raises(DataValidationError, match=r"keeps rising.*all in or all out"):
+        territory_effects(m, survey, **kw)
+
+
+def test_bad_calls_get_clear_errors(
+    with_effects: tuple[clrisk.Country, clrisk.RiskModel, TerritoryEffects],
+) -> None:
+    c, m, fx = with_effects
+    kw = c.fit_kwargs
+    with pytest.raises(InvalidParameterError, match="DataFrame"):
+        territory_effects(m, c.survey.to_numpy(), **kw)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="needs the outcome"):
+        territory_effects(
+            m, c.survey, **{k: v for k, v in kw.items() if k != "outcome"}
+        )
+    with pytest.raises(clrisk.SchemaError, match="'trabajo_infantil' is not"):
+        territory_effects(m, c.survey.drop(columns="trabajo_infantil"), **kw)
+    with pytest.raises(DataValidationError, match="positive weight in 0"):
+        territory_effects(m, c.survey.assign(fexp=0.0), **kw)
+    # the model's territory column is the default
+    no_terr = {k: v for k, v in kw.items() if k != "territory"}
+    assert territory_effects(m, c.survey, **no_terr).sd == fx.sd
+    # territories whose children all weigh 0 are left out
+    first = sorted(c.survey["cod_mun"].unique())[0]
+    light = c.survey.assign(
+        fexp=c.survey["fexp"].where(c.survey["cod_mun"] != first, 0.0)
+    )
+    assert first not in set(territory_effects(m, light, **kw).table["territory"])

@@ -351,7 +351,7 @@ def test_warns_about_regions_that_cannot_fill_k_levels(method: str) -> None:
     """A one-territory region is always "low" within regions: said, not silent
     (review of 2026-12-02)."""
     values = [1.0, 2.0, 3.0, 4.0, 30.0]
-    with pytest.warns(ClriskWarning, match=r"1 regions have fewer than 3.*\['C'\]"):
+    with pytest.warns(ClriskWarning, match=r"1 region\(s\) with fewer than 3.*\['C'\]"):
         lv = classify(values, method=method, groups=["A"] * 4 + ["C"], k=3)
     assert lv.labels[-1] == "low"
     with warnings.catch_warnings():

@@ -868,3 +868,17 @@ def test_territories_that_cannot_be_chosen_need_no_cost() -> None:
     }
     with pytest.raises(DataValidationError, match="no cost for these territories"):
         prioritise(table, budget=5, cost="cost")  # 03 can be chosen: needs a cost
+
+
+def test_missing_weighted_children_of_a_territory_with_data_is_refused() -> None:
+    table = pd.DataFrame(
+        {
+            "territory": ["01", "02"],
+            "n_children": [10, 10],
+            "weighted_children": [100.0, NAN],
+            "expected_count": [3.0, 2.0],
+            "risk": [3.0, 20.0],
+        }
+    )
+    with pytest.raises(DataValidationError, match=r"'weighted_children'.*missing"):
+        prioritise(table, top=1)

@@ -238,6 +238,7 @@ def test_changes_apply_one_after_the_other(
         ([Change("cash_transfer", set="yes", territories="05001")], r"\['05001'\]"),
         ([Change("cash_transfer", set="yes", where="rural")], "where= takes a dict"),
         ([Change("household_size", set=[1])], "must be a number"),
+        ([Change("household_size", set=True)], "must be a number"),
         (["cash_transfer"], "a Change or a dict"),
         ("cash_transfer", "a Change, a dict or a list"),
     ],

@@ -164,5 +164,16 @@ def test_decimal_comma_volume_and_no_data_status(
     sites = pd.DataFrame({"m": [codes[0], codes[1]], "v": ["3", "12,5"]})
     out = clrisk.score_sites(sites, risk, territory="m", volume="v")
     assert out["status"].tolist() == ["no children scored in the territory", "scored"]
+    assert pd.isna(out.loc[0, "main_risk_factors"])  # no factors without children
     r1 = risk.table.set_index("territory").loc[codes[1], "risk"]
     assert out.loc[1, "exposure"] == pytest.approx(12.5 * r1 / 100)
+
+
+def test_volume_with_a_leading_zero_group_is_a_decimal(
+    risk: clrisk.TerritoryRisk,
+) -> None:
+    codes = risk.table["territory"].tolist()
+    sites = pd.DataFrame({"m": codes[:1], "v": ["0,500"]})
+    out = clrisk.score_sites(sites, risk, territory="m", volume="v")
+    r = risk.table.set_index("territory").loc[codes[0], "risk"]
+    assert out.loc[0, "exposure"] == pytest.approx(0.5 * r / 100)
