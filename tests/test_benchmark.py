@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from fit_files import fit_files
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.neighbors import KNeighborsClassifier
@@ -135,16 +136,8 @@ def test_bad_benchmark_is_refused(country: clrisk.Country, bad: object) -> None:
 def test_cli_fit_benchmark(
     country: clrisk.Country, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    survey = tmp_path / "survey.csv"
-    country.survey.to_csv(survey, index=False)
-    spec = tmp_path / "spec.toml"
-    country.spec.to_toml(spec)
-    indicators = tmp_path / "ind.csv"
-    country.indicators.to_csv(indicators, index=False)
-    args = ["fit", str(survey), "--spec", str(spec), "--outcome", "trabajo_infantil",
-            "--weight", "fexp", "--territory", "cod_mun", "--indicators",
-            str(indicators), "-o", str(tmp_path / "m.json"), "--format", "json",
-            "--quiet"]  # fmt: skip
+    args = [*fit_files(country, tmp_path), "--territory", "cod_mun", "-o",
+            str(tmp_path / "m.json"), "--format", "json", "--quiet"]  # fmt: skip
     assert main([*args, "--benchmark"]) != 0
     assert "give --cv-groups too" in capsys.readouterr().err
     assert main([*args, "--benchmark", "--cv-groups", "upm"]) == 0

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fit_files import fit_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import confusion_matrix
@@ -167,19 +168,10 @@ def test_workbook_lists_the_table(fitted: clrisk.RiskModel, tmp_path: Path) -> N
 
 
 def _fit_args(country: clrisk.Country, tmp_path: Path) -> list[str]:
-    survey = tmp_path / "survey.csv"
-    country.survey.to_csv(survey, index=False)
-    spec = tmp_path / "spec.toml"
-    country.spec.to_toml(spec)
-    indicators = tmp_path / "ind.csv"
-    country.indicators.to_csv(indicators, index=False)
     kw = country.fit_kwargs
-    return [
-        "fit", str(survey), "--spec", str(spec), "--outcome", str(kw["outcome"]),
-        "--weight", kw["weight"], "--strata", kw["strata"], "--psu", kw["psu"],
-        "--territory", kw["territory"], "--indicators", str(indicators),
-        "-o", str(tmp_path / "model.json"), "--format", "json", "--quiet",
-    ]  # fmt: skip
+    return [*fit_files(country, tmp_path), "--strata", kw["strata"], "--psu",
+            kw["psu"], "--territory", kw["territory"], "-o",
+            str(tmp_path / "model.json"), "--format", "json", "--quiet"]  # fmt: skip
 
 
 def test_cli_fit_reports_the_table_at_the_chosen_cutoff(

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fit_files import fit_files
 from scipy import optimize, special
 
 import clrisk
@@ -202,14 +203,8 @@ def test_cli_fit_territory_effects(
     c = clrisk.make_country(
         random_state=0, n_territories=40, survey_children=4000, territory_effect_sd=0.6
     )
-    survey, spec, ind = tmp_path / "s.csv", tmp_path / "spec.toml", tmp_path / "i.csv"
-    c.survey.to_csv(survey, index=False)
-    c.spec.to_toml(spec)
-    c.indicators.to_csv(ind, index=False)
-    args = ["fit", str(survey), "--spec", str(spec), "--outcome", "trabajo_infantil",
-            "--weight", "fexp", "--indicators", str(ind), "-o",
-            str(tmp_path / "m.json"), "--format", "json", "--quiet",
-            "--territory-effects"]  # fmt: skip
+    args = [*fit_files(c, tmp_path), "-o", str(tmp_path / "m.json"), "--format",
+            "json", "--quiet", "--territory-effects"]  # fmt: skip
     assert main(args) != 0
     assert "give --territory" in capsys.readouterr().err
     assert not (tmp_path / "m.json").exists()
