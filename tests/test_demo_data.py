@@ -654,3 +654,16 @@ def test_cli_predict_age_range(
     assert out["rows_read"] == len(census) + 25
     assert out["rows_scored"] == len(census)
     assert out["rejected"] == {"outside the age range 5-17 ('p_edad')": 25}
+
+
+def test_readme_figures_of_the_demo_survey() -> None:
+    """The README quotes these figures of the demo files: the in-sample
+    classification table at the prevalence and the territory effects' SD."""
+    survey, _ = read_table(DATA / "encuesta_hogares.csv")
+    indicators, _ = read_table(DATA / "indicadores.xlsx")
+    model = clrisk.load_model(MODELS / "model.json")
+    c = model.diagnostics_.classification
+    assert c is not None and round(c.cutoff, 2) == 0.16
+    fx = clrisk.territory_effects(model, survey, **FIT, indicators=indicators)
+    assert round(fx.sd, 2) == 0.26 and fx.p_value < 0.001
+    assert [round(v, 2) for v in fx.sd_interval] == [0.14, 0.41]
