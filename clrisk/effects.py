@@ -127,8 +127,10 @@ class TerritoryEffects:
                 f"SD {self.sd:.3f} on the {scale} scale ({self.level:.0%} interval "
                 f"{lo:.3f}-{hi:.3f}); likelihood-ratio test of no territory effect "
                 f"{self.lr_stat:.2f}, p = {self.p_value:.3g}: {verdict}.",
-                f"effects from {t['effect'].min():+.3f} to {t['effect'].max():+.3f}, "
-                f"median shrinkage {t['shrinkage'].median():.2f}",
+                f"effects from {t['effect'].min():+.3f} to {t['effect'].max():+.3f}; "
+                "a territory's own evidence is weighted "
+                f"{t['shrinkage'].median():.2f} (median; 1 = its survey alone, "
+                "0 = the model alone)",
             ]
         )
 

@@ -65,9 +65,10 @@ class Priorities:
     ranking : DataFrame of shape (n_territories, n_columns)
         Every territory in rank order. Columns: ``rank`` (1..n), ``territory``,
         ``region``, ``level``, ``lead_policy_area`` (each when the input has it),
-        ``n_children``, ``expected_count``, ``risk``, ``score``, ``cost`` (when a
-        cost was given), ``selected`` (bool) and ``reason`` (why a territory is
-        not selected: ``"no data"``, ``"excluded"``, ``"region quota"``,
+        ``n_children``, ``weighted_children`` (when the input has it),
+        ``expected_count``, ``risk``, ``score``, ``cost`` (when a cost was
+        given), ``selected`` (bool) and ``reason`` (why a territory is not
+        selected: ``"no data"``, ``"excluded"``, ``"region quota"``,
         ``"over budget"``; ``""`` for selected territories and for those the
         selection did not reach).
     selection : DataFrame of shape (n_selected, n_columns)
@@ -904,8 +905,10 @@ def _prioritise(
     for name in _CARRIED:
         if name in table.columns:
             columns[name] = table[name].iloc[order].reset_index(drop=True)
+    columns["n_children"] = n_r
+    if "weighted_children" in table.columns:
+        columns["weighted_children"] = c_r
     columns |= {
-        "n_children": n_r,
         "expected_count": e_r,
         "risk": rate[order],
         "score": score[order],

@@ -199,7 +199,9 @@ class CrossValidation:
     def benchmark_gap(self) -> float:
         """Benchmark AUC minus the logit's, out of fold (NaN without a benchmark).
 
-        Above 0.02, the benchmark finds structure the logit misses.
+        Above 0.02, the benchmark finds structure the risk model misses. The
+        default trees are not tuned, so a smaller gap is not proof that none
+        is missed.
         """
         if self.benchmark is None:
             return np.nan
@@ -239,11 +241,13 @@ class CrossValidation:
                 f"{self.benchmark.auc:.3f} (folds {f['benchmark_auc'].min():.3f}-"
                 f"{f['benchmark_auc'].max():.3f}), Brier {self.benchmark.brier:.4f}; "
                 + (
-                    f"it beats the logit by {gap:.3f} in AUC: the logit misses "
-                    "structure (interactions or non-linear effects) in these "
-                    "features that may be worth adding to the specification"
+                    f"it beats the risk model by {gap:.3f} in AUC: the model "
+                    "misses structure (interactions or non-linear effects) in "
+                    "these features that may be worth adding to the specification"
                     if gap > _BENCHMARK_GAP
-                    else "the logit loses little or nothing to it"
+                    else "it finds no structure the risk model misses (the "
+                    "untuned trees are a coarse check: only a gap above "
+                    f"{_BENCHMARK_GAP:g} counts)"
                 )
             )
         reasons = _weakness(self.auc, self.calibration_slope, self)
@@ -317,7 +321,8 @@ def cross_validate(
         but no early stopping, so the trees see every training row;
         categorical features of up to 255 levels split as categories), or a
         classifier instance with ``fit(X, y, sample_weight=)`` and
-        ``predict_proba`` (cloned per fold).
+        ``predict_proba`` (cloned per fold), which receives the level index of
+        each categorical feature as a number, then the numeric features.
         It reads the same features, coded the same way, with the same weights.
     **fit_kwargs
         Passed to :meth:`RiskModel.fit` of each fold (``outcome``, ``weight``,

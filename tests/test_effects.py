@@ -213,6 +213,9 @@ def test_cli_fit_territory_effects(
     assert out["sd"] > 0.2 and out["p_value"] < 0.05 and out["territories"] > 5
     card = (tmp_path / "m.md").read_text(encoding="utf-8")
     assert "## Territory effects" in card and "likelihood-ratio test" in card
+    text = [a for a in args if a not in ("--format", "json")]
+    assert main([*text, "--territory", "cod_mun"]) == 0
+    assert "Territory random intercept" in capsys.readouterr().out  # printed too
 
 
 # ------------------------------------------- regressions of a review (2026-12-02)
