@@ -50,7 +50,8 @@ from clrisk.exceptions import (
     InvalidParameterError,
     SchemaError,
 )
-from clrisk.features import CodedFrame, encode
+from clrisk.features import CodedFrame, design_matrix, encode
+from clrisk.link import cdf
 from clrisk.model import RiskModel
 from clrisk.outcome import OutcomeRule
 
@@ -732,14 +733,10 @@ def _score_fold(
             fit_kwargs,
             f"the held-out part of fold {ctx.fold}",
         )
-        p = fitted.predict_proba(
-            survey.iloc[test_idx].iloc[coded.rows],
-            source=fitted.source_,
-            territory=fitted.territory_,
-            indicators=_indicators(fitted, fit_kwargs),
-        )[:, 1]
     except ClriskError as exc:
         raise ctx.error("scored", exc) from exc
+    # as predict_proba computes it, from the rows already coded
+    p = cdf(design_matrix(coded) @ fitted.params_, fitted.link)
     return coded, y, w, p, test_idx[coded.rows]
 
 
