@@ -157,3 +157,52 @@ def test_read_table_on_arbitrary_bytes(tmp_path: Path, content: bytes | str) -> 
     except ClriskError:
         return
     assert isinstance(table, pd.DataFrame) and info.rows == len(table)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_territory_effects_on_spoiled_surveys(
+    country: clrisk.Country, model: clrisk.RiskModel, data: st.DataObject
+) -> None:
+    survey = data.draw(spoiled(country.survey))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", clrisk.ClriskWarning)
+        try:
+            fx = clrisk.territory_effects(model, survey, **country.fit_kwargs)
+        except ClriskError:
+            return
+    assert np.isfinite(fx.sd) and fx.sd >= 0 and 0 <= fx.p_value <= 1
+    lo, hi = fx.sd_interval
+    assert 0 <= lo <= fx.sd <= hi
+    assert np.isfinite(fx.table["effect"]).all()
+    assert fx.table["n"].sum() <= len(survey)
+
+
+ARRAY_VALUES = st.sampled_from([0.0, 1.0, 0.5, -1.0, 2.0, np.nan, np.inf, 1e-300])
+
+
+@given(
+    y=st.lists(ARRAY_VALUES, max_size=8),
+    p=st.lists(ARRAY_VALUES, max_size=8),
+    w=st.lists(ARRAY_VALUES, max_size=8),
+    cutoff=st.one_of(st.none(), st.sampled_from([0.5, 0.0, np.nan, 1.5, 1e-9])),
+)
+def test_classification_table_on_arbitrary_arrays(
+    y: list[float], p: list[float], w: list[float], cutoff: float | None
+) -> None:
+    from clrisk.diagnostics import classification_table
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning either
+        try:
+            t = classification_table(np.array(y), np.array(p), np.array(w), cutoff)
+        except ClriskError:
+            return
+    cells = [t.true_pos, t.false_neg, t.false_pos, t.true_neg]
+    assert all(np.isfinite(c) and c >= 0 for c in cells)
+    assert sum(cells) == pytest.approx(float(np.sum(w)))
+    assert 0 < t.cutoff < 1 and t.n == len(y)
