@@ -695,8 +695,9 @@ def _classification_dict(table: ClassificationTable | None) -> dict[str, Any] | 
     """The JSON report's figures of a classification table."""
     if table is None:
         return None
-    keys = ("cutoff", "rule", "flagged", "sensitivity", "specificity", "ppv", "npv")
-    return {k: getattr(table, k) for k in (*keys, "accuracy")}
+    keys = ("cutoff", "rule", "flagged", "sensitivity", "specificity", "ppv", "npv",
+            "accuracy")  # fmt: skip
+    return {k: getattr(table, k) for k in keys}
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -221,8 +221,17 @@ def test_categories_follow_max_bins_and_a_users_choice_is_kept(
     )  # 100 levels > 64 bins: an ordered code, not a crash
     user = HistGradientBoostingClassifier(categorical_features=None, max_iter=5)
     fit_predict_benchmark(user, coded, y, w, coded)
+    mask = np.array([False, False])  # a user's mask as an array (was: ValueError)
+    fit_predict_benchmark(
+        HistGradientBoostingClassifier(categorical_features=mask, max_iter=5),
+        coded,
+        y,
+        w,
+        coded,
+    )
     assert [list(c) if c is not None else None for c in seen] == [
         [True, False],
         [False, False],
         None,
+        [False, False],
     ]
