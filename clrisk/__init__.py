@@ -6,6 +6,7 @@ The public API::
     model = clrisk.RiskModel(c.spec).fit(c.survey, **c.fit_kwargs)
     risk = clrisk.predict(model, c.census, **c.predict_kwargs)   # TerritoryRisk
     plan = clrisk.prioritise(risk, budget=30)
+    zones = clrisk.intervention_zones(risk, neighbours)          # Phase II
 """
 
 from clrisk.datasets import Country, Truth, make_country
@@ -35,6 +36,7 @@ from clrisk.territory import TerritoryRisk
 from clrisk.validation import CrossValidation, cross_validate
 from clrisk.vulnerability import VulnerabilityIndex, VulnerabilityResult
 from clrisk.workbook import write_workbook
+from clrisk.zones import InterventionZones, intervention_zones
 
 __version__ = "0.1.0.dev0"
 
@@ -52,6 +54,7 @@ __all__ = [
     "FactorWeights",
     "Feature",
     "FeatureSpec",
+    "InterventionZones",
     "InvalidParameterError",
     "Levels",
     "ModelFormatError",
@@ -70,6 +73,7 @@ __all__ = [
     "__version__",
     "classify",
     "cross_validate",
+    "intervention_zones",
     "load_model",
     "make_country",
     "predict",

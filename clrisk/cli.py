@@ -54,6 +54,8 @@ _EXAMPLES = """examples:
       --strata estrato --psu upm --indicators indicators.csv -o model.json
   clrisk predict census.parquet --model model.json --territory municipio -o risk.csv
   clrisk prioritise risk.csv --coverage 0.5 -o plan.csv
+  clrisk zones blocks_risk.csv --neighbours blocks.geojson --key block \
+      --within-region -o zones.csv
   clrisk simulate census.parquet --model model.json --set attends_school=yes \\
       -o effect.csv
   clrisk vulnerability indicators.xlsx --territory codigo \\
@@ -130,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_fit(sub)
     _add_predict(sub)
     _add_prioritise(sub)
+    _add_zones(sub)
     _add_simulate(sub)
     _add_vulnerability(sub)
     _add_sites(sub)
@@ -479,6 +482,54 @@ def _add_prioritise(sub: Any) -> None:
     _output(cmd, "ranked selection")
     _common(cmd)
     cmd.set_defaults(run=_prioritise)
+
+
+def _add_zones(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "zones",
+        help="group neighbouring high-risk units into intervention zones",
+        description="Group the neighbouring high-risk units of RISK (the output of "
+        "clrisk predict at a fine level: localities, census blocks) into "
+        "intervention zones. Neighbours come from boundaries (GeoJSON; units "
+        "sharing a boundary point or segment) or from a table of code pairs.",
+    )
+    cmd.add_argument("risk", type=Path)
+    cmd.add_argument(
+        "--neighbours",
+        type=Path,
+        required=True,
+        help="GeoJSON boundaries (.geojson/.json, with --key) or a table of "
+        "neighbour pairs (columns territory and neighbour, or its first two)",
+    )
+    cmd.add_argument("--key", help="GeoJSON property holding the unit code")
+    cmd.add_argument(
+        "--rule",
+        choices=("queen", "rook"),
+        default="queen",
+        help="boundaries: neighbours share a point (queen) or a segment (rook)",
+    )
+    cmd.add_argument(
+        "--snap",
+        type=float,
+        default=0.0,
+        help="boundaries: round coordinates to this multiple before comparing",
+    )
+    select = cmd.add_mutually_exclusive_group()
+    select.add_argument(
+        "--levels",
+        nargs="+",
+        help="risk levels to select (default: the highest)",
+    )
+    select.add_argument("--min-risk", type=float, help="select units with risk >= P %%")
+    cmd.add_argument(
+        "--within-region",
+        action="store_true",
+        help="do not join units of different regions",
+    )
+    cmd.add_argument("--units", type=Path, help="also write every unit with its zone")
+    _output(cmd, "zone table")
+    _common(cmd)
+    cmd.set_defaults(run=_zones)
 
 
 class _Progress:
@@ -992,29 +1043,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _prioritise(args: argparse.Namespace) -> int:
-    table = _read(args, args.risk)
-    for col in (
-        "n_children",
-        "weighted_children",
-        "expected_count",
-        "risk",
-        *([args.cost] if args.cost else []),
-    ):
-        if col in table.columns:
-            values = pd.to_numeric(table[col], errors="coerce")
-            bad = values.isna() & table[col].notna()
-            if bad.any():
-                raise DataValidationError(
-                    column=col,
-                    problem="values that are not numbers",
-                    n_bad=int(bad.sum()),
-                    examples=[
-                        f"row {i}: {v!r}" for i, v in table[col][bad].head().items()
-                    ],
-                    fix="Give the risk table as written by clrisk predict.",
-                    where=f"'{args.risk}'",
-                )
-            table[col] = values
+    table = _risk_numbers(_read(args, args.risk), args.risk, [args.cost])
     plan = prioritise(
         table,
         by=args.by,
@@ -1034,6 +1063,83 @@ def _prioritise(args: argparse.Namespace) -> int:
         "covered_share": plan.covered_share,
     }
     return _emit(args, summary, plan.summary())
+
+
+def _risk_numbers(
+    table: pd.DataFrame, path: Path, extra: Sequence[str | None] = ()
+) -> pd.DataFrame:
+    """A risk table read from a file, with its figures as numbers (a value
+    that is not a number is an error, never a silent missing value)."""
+    columns = ["n_children", "weighted_children", "expected_count", "risk"]
+    for col in [*columns, *(c for c in extra if c)]:
+        if col in table.columns:
+            values = pd.to_numeric(table[col], errors="coerce")
+            bad = values.isna() & table[col].notna()
+            if bad.any():
+                raise DataValidationError(
+                    column=col,
+                    problem="values that are not numbers",
+                    n_bad=int(bad.sum()),
+                    examples=[
+                        f"row {i}: {v!r}" for i, v in table[col][bad].head().items()
+                    ],
+                    fix="Give the risk table as written by clrisk predict.",
+                    where=f"'{path}'",
+                )
+            table[col] = values
+    return table
+
+
+def _zones(args: argparse.Namespace) -> int:
+    from clrisk.report import read_boundaries
+    from clrisk.zones import contiguity, intervention_zones
+
+    geojson = args.neighbours.suffix.lower() in (".geojson", ".json")
+    if geojson and not args.key:
+        raise InvalidParameterError(
+            "clrisk zones reads boundaries from a GeoJSON file: pass --key "
+            "<the feature property holding the unit code>."
+        )
+    if args.units is not None:
+        writable(args.units)  # fail before the work, not after it
+    table = _risk_numbers(_read(args, args.risk), args.risk)
+    neighbours: Any
+    if geojson:
+        bounds = read_boundaries(args.neighbours, args.key)
+        neighbours = contiguity(bounds, rule=args.rule, snap=args.snap)
+        _say(args, f"{len(neighbours):,} pairs of neighbours ({args.rule} rule)")
+    else:
+        neighbours = _read(args, args.neighbours)
+    zones = intervention_zones(
+        table,
+        neighbours,
+        levels=args.levels,
+        min_risk=args.min_risk,
+        within_region=args.within_region,
+    )
+    if args.output.suffix.lower() == ".xlsx":
+        path = write_workbook(
+            args.output,
+            table,
+            inputs={"risk": args.risk, "neighbours": args.neighbours},
+            extra={"zones": zones.zones, "zone units": zones.units},
+        )
+    else:
+        path = write_table(zones.zones, args.output)
+    _say(args, f"wrote {path}")
+    summary: dict[str, Any] = {
+        "output": str(path),
+        "zones": len(zones.zones),
+        "selected_units": int(zones.units["selected"].sum()),
+        "selection": zones.rule,
+        "expected_in_zones": float(zones.zones["expected_count"].sum()),
+        "total_expected": zones.total_expected,
+        "isolated": list(zones.isolated),
+    }
+    if args.units is not None:
+        summary["units"] = str(write_table(zones.units, args.units))
+        _say(args, f"wrote {summary['units']}")
+    return _emit(args, summary, zones.summary())
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -52,7 +52,7 @@ def test_public_api() -> None:
             "load_model",
             "make_country", "predict", "prioritise", "territory_stats",
             "CrossValidation", "cross_validate",
-            "write_workbook",
+            "write_workbook", "InterventionZones", "intervention_zones",
         ]
     )  # fmt: skip
     for name in clrisk.__all__:
