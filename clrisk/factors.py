@@ -41,7 +41,8 @@ class FactorWeights:
     shares : DataFrame of shape (n_territories, n_features)
         |d_tj| as a percentage of Σ_j |d_tj|.
     by_policy_area : DataFrame of shape (n_territories, n_areas)
-        Σ of d_tj over the features of each policy area.
+        Σ of d_tj over the features of each policy area (signed; see also
+        :attr:`policy_area_shares`).
     lead_policy_area : Series of shape (n_territories,)
         The policy area with the largest positive sum (missing when no area
         pushes risk above the national level).
@@ -74,6 +75,22 @@ class FactorWeights:
             f"{self.by_policy_area.shape[1]} policy areas, counterfactual="
             f"{'yes' if self.counterfactual is not None else 'no'})"
         )
+
+    @property
+    def policy_area_shares(self) -> pd.DataFrame:
+        """Each policy area's share (%) of Σ_j |d_tj|: the factor shares summed
+        by area (methodology §6), so a territory's areas add up to 100.
+
+        Returns
+        -------
+        DataFrame of shape (n_territories, n_areas)
+            Columns in the order of `by_policy_area`; missing for territories
+            without scored children (or whose factors all sit at the national
+            mean).
+        """
+        areas = self.shares.columns.map(self.policy_areas)
+        summed = self.shares.T.groupby(areas, sort=False).sum(min_count=1).T
+        return summed.reindex(columns=self.by_policy_area.columns)
 
     def long(self, risk: pd.Series | None = None) -> pd.DataFrame:
         """One row per territory x feature, sorted by territory then |gap|.

@@ -318,8 +318,14 @@ def suppress(
             ["(no region)" if pd.isna(v) else str(v) for v in assessed[region]],
             dtype=object,
         )
+    # a territory protects another only if it adds to the totals: with frame
+    # weights, rows that all weigh 0 add nothing (subtraction still works)
+    eligible = n > 0
+    if "weighted_children" in assessed.columns:
+        weighted = pd.to_numeric(assessed["weighted_children"], errors="coerce")
+        eligible &= (weighted > 0).to_numpy()
     sup, protects, withheld = _complementary(
-        codes, region_of, n, primary, national_only=region is None
+        codes, region_of, n, primary, eligible, national_only=region is None
     )
     for t, target in protects.items():
         reasons[t] = f"complementary: protects {target} from subtraction"
@@ -430,17 +436,19 @@ def _complementary(
     region_of: np.ndarray,
     n: np.ndarray,
     primary: np.ndarray,
+    eligible: np.ndarray,
     *,
     national_only: bool,
 ) -> tuple[np.ndarray, dict[str, str], list[str]]:
     """Primary plus complementary suppression; withheld totals.
 
     Returns the suppressed mask, {complementary territory: what it protects}
-    and the withheld totals (region codes, then ``"national"``). With
-    `national_only` all territories share one key and its total is the nation's.
+    and the withheld totals (region codes, then ``"national"``). Only
+    `eligible` territories (with children that count in the totals) are
+    chosen to protect another. With `national_only` all territories share one
+    key and its total is the nation's.
     """
     sup = primary.copy()
-    eligible = n > 0  # a territory without children protects nothing
     protects: dict[str, str] = {}
     withheld: set[str] = set()
     regions = sorted(set(region_of.tolist()))

@@ -264,6 +264,9 @@ class TerritoryRisk:
             keys["territory"] = "national"
         cells = TerritoryStats.from_cells(keys, self.stats.sums, self.stats.layout)
         groups = set(cells.keys[variable])
+        if variable in {f.name for f in self.view.spec.categorical}:
+            # a level of the feature that no child of the frame has: NaN gaps
+            groups |= set(self.view.spec.feature(variable).levels)
         missing = [g for g in (level, reference) if g not in groups]
         if missing:
             raise InvalidParameterError(

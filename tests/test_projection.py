@@ -232,6 +232,14 @@ def test_gaps_sum_to_mean_linear_predictor_gap(
     np.testing.assert_allclose(
         f.by_policy_area.sum(axis=1), f.gaps.sum(axis=1), atol=1e-12
     )
+    # each area's share: its factors' |d_tj| over all factors' (methodology §6)
+    areas = f.policy_area_shares
+    assert list(areas.columns) == list(f.by_policy_area.columns)
+    np.testing.assert_allclose(areas.sum(axis=1), 100.0)
+    for area in areas.columns:
+        cols = [j for j, a in f.policy_areas.items() if a == area]
+        direct = 100 * f.gaps[cols].abs().sum(axis=1) / f.gaps.abs().sum(axis=1)
+        np.testing.assert_allclose(areas[area], direct, rtol=1e-12)
 
 
 def test_gaps_do_not_depend_on_the_reference_level(
@@ -486,6 +494,20 @@ def test_gender_gap_is_girls_minus_boys_with_intervals(
     assert nat["gap"] == pytest.approx(by["female"] - by["male"], rel=1e-12)
     with pytest.raises(InvalidParameterError, match="not a breakdown"):
         small_risk.gap("rural", "yes", "no")
+
+
+def test_a_frame_of_boys_alone_gets_a_missing_gender_gap(
+    small: clrisk.Country, small_model: clrisk.RiskModel
+) -> None:
+    """by="sex" on a frame without girls (review of 2026-12-02: it raised)."""
+    boys = small.census[small.census["p_sexo"] == "H"]
+    risk = clrisk.predict(small_model, boys, **small.predict_kwargs, by="sex")
+    assert risk.table["gender_gap"].isna().all()
+    assert risk.table["risk"].notna().all()
+    gap = risk.gap("sex", "female", "male", scope="national").iloc[0]
+    assert np.isnan(gap["gap"]) and gap["risk_male"] > 0
+    with pytest.raises(InvalidParameterError, match="not groups of 'sex'"):
+        risk.gap("sex", "girls", "male")
 
 
 def test_gender_gap_delta_method_by_numerical_gradient(

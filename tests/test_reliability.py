@@ -185,6 +185,23 @@ def test_complementary_is_the_next_smallest_of_the_region() -> None:
     assert out.loc[out["territory"] == "00004", "suppression_reason"].isna().all()
 
 
+def test_a_territory_whose_children_all_weigh_0_protects_nothing() -> None:
+    """Its rows add nothing to the weighted totals, so withholding it would not
+    stop the region total minus the published territories giving back the
+    small one (review of 2026-12-02)."""
+    table = _table([30, 400, 90, 60], region=["A"] * 4)
+    zero = table["territory"] == "00004"  # the smallest after 00001
+    table.loc[zero, ["weighted_children", "expected_count"]] = 0.0
+    table.loc[zero, ["risk", "risk_se"]] = np.nan
+    out, record = suppress(table)
+    assert record.complementary == ("00003",)
+    assert record.protects == {"00003": "00001"}
+    published = out[~out["suppressed"]]
+    assert published["weighted_children"].sum() < table["weighted_children"].sum() - (
+        table.loc[table["territory"] == "00001", "weighted_children"].iloc[0]
+    )
+
+
 def test_national_total_is_protected_without_regions() -> None:
     table = _table([30, 400, 90, 60])
     _, record = suppress(table)
