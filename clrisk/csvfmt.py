@@ -237,11 +237,24 @@ class LocaleNumbers:
     so batches of any size give the same result, and a column showing both
     is refused, whatever batch each value is in. Thousands separators
     removed are reported once per column with a :class:`ClriskWarning`.
+
+    With `guessed` (the decimal comma was only inferred from a ``;``
+    separator), a column whose only mark is ``.`` before three digits
+    (``5.394``) is refused when other columns show ``.`` as a decimal point
+    (``13.45``) and none shows a decimal comma: the file may be a
+    ``.``-decimal export (pandas' ``to_csv(sep=";")``), and only the user
+    knows whether ``5.394`` is 5394 or 5.394.
     """
 
     where: str
+    guessed: bool = False
     #: column -> read in the locale (True) or with "." as decimal point
     locale: dict[str, bool] = field(default_factory=dict)
+    #: the file has shown a decimal comma; its first "." decimal point
+    #: (column, value); columns whose only mark is "." before three digits
+    seen_comma: bool = False
+    seen_point: tuple[str, str] | None = None
+    grouped_only: dict[str, str] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
 
     def __call__(self, table: pd.DataFrame, codes: Sequence[str] = ()) -> None:
@@ -264,6 +277,7 @@ class LocaleNumbers:
             point = values.str.contains(".", regex=False) & ~grouped
             shows_locale = comma | grouped
             before = self.locale.get(str(col))
+            self._evidence(str(col), values, comma, point, grouped)
             if (point.any() and (shows_locale.any() or before is True)) or (
                 shows_locale.any() and before is False
             ):
@@ -289,6 +303,45 @@ class LocaleNumbers:
                 "clrisk.io.read_table(path, decimal='.') (CLI: --decimal .).",
                 ClriskWarning,
                 stacklevel=3,
+            )
+
+    def _evidence(
+        self,
+        col: str,
+        values: pd.Series,
+        comma: pd.Series,
+        point: pd.Series,
+        grouped: pd.Series,
+    ) -> None:
+        """Keep what the file shows of its decimal mark; refuse a column read
+        only by '.' before three digits when the rest of a file whose mark
+        was guessed shows '.' as a decimal point and no decimal comma."""
+        if comma.any():
+            self.seen_comma = True
+        decimal_point = point & values.str.match(r"^\s*[-+]?\d*\.\d+\s*$")
+        if decimal_point.any() and self.seen_point is None:
+            self.seen_point = (col, str(values[decimal_point].iloc[0]))
+        if grouped.any() and not comma.any() and not point.any():
+            self.grouped_only.setdefault(col, str(values[grouped].iloc[0]))
+        point_at = self.seen_point
+        if not self.guessed or self.seen_comma or point_at is None:
+            return
+        doubtful = {c: v for c, v in self.grouped_only.items() if c != point_at[0]}
+        if doubtful:
+            name, example = next(iter(doubtful.items()))
+            p_col, p_value = point_at
+            others = [c for c in doubtful if c != name]
+            also = f" (and in {others})" if others else ""
+            raise DataValidationError(
+                column=name,
+                problem=f"'.' could group thousands here{also} (e.g. {example!r}) "
+                f"but is a decimal point in '{p_col}' (e.g. {p_value!r}), and no "
+                "value has a decimal comma",
+                n_bad=0,  # a question about the whole file, not about rows
+                fix="State the decimal mark of the file: clrisk.io.read_table(path, "
+                "decimal='.') if '.' is the decimal point (CLI: --decimal .), or "
+                "decimal=',' if it groups thousands (CLI: --decimal ,).",
+                where=self.where,
             )
 
     def _refuse(self, col: str, values: pd.Series, bad: pd.Series) -> None:

@@ -337,7 +337,7 @@ def _read_csv(
     table = pd.read_csv(path, dtype=str, **read_options(text, names, dialect, where))
     table = drop_extra(table, where, dialect.sep)
     if dialect.decimal == ",":
-        LocaleNumbers(where)(table)
+        LocaleNumbers(where, guessed=decimal is None)(table)
     info = ReadInfo(
         str(path),
         "csv",
@@ -378,7 +378,10 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pd.DataFrame, Read
             [v for v in header.iloc[0].tolist() if pd.notna(v)] if len(header) else [],
             f"'{path}' (sheet {chosen!r})",
         )
-        table = pd.read_excel(book, sheet_name=chosen, dtype=str)
+        # text such as "NA" or "None" is a code, not a missing value (as in CSV)
+        table = pd.read_excel(
+            book, sheet_name=chosen, dtype=str, keep_default_na=False, na_values=[""]
+        )
     return table, ReadInfo(
         str(path), "excel", len(table), table.shape[1], sheet=str(chosen)
     )

@@ -356,7 +356,7 @@ def _csv(path: Path, sep: str | None) -> FrameSource:
         # fields silently); the others with their inferred types (numbers
         # are parsed without making a Python string of each value)
         as_text = columns if comma else [c for c in text_columns if c in columns]
-        numbers = LocaleNumbers(where)
+        numbers = LocaleNumbers(where, guessed=True)  # from the separator
         offset = 0
         try:
             reader = pd.read_csv(

@@ -112,6 +112,68 @@ def test_decimal_points_in_a_semicolon_file_stay(tmp_path: Path) -> None:
     assert table["p"].tolist() == ["0.125", "31.5"]
 
 
+def test_three_decimals_beside_decimal_points_are_refused(tmp_path: Path) -> None:
+    """pandas' to_csv(sep=";") writes '.' decimals: a column whose values all
+    have three decimals (5.394) could be 5394 or 5.394 when another column
+    shows '.' as a decimal point and none a decimal comma; the user says
+    which (review of 2026-12-02: it was read as 5394 with only a warning)."""
+    path = tmp_path / "ind.csv"
+    path.write_text(
+        "cod;pct_agro;escuelas_1000\n05001;13.45;5.394\n05002;7.5;4.125\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataValidationError, match=r"'escuelas_1000'.*'5\.394'.*"
+                       r"'pct_agro'.*'13\.45'.*--decimal \."):  # fmt: skip
+        read_table(path)
+    table, _ = read_table(path, decimal=".")
+    assert table["escuelas_1000"].tolist() == ["5.394", "4.125"]
+    # the same when the decimal point shows first, and when streamed
+    flipped = tmp_path / "flipped.csv"
+    flipped.write_text(
+        "cod;escuelas_1000;pct_agro\n05001;5.394;13\n05002;4.125;7.5\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataValidationError, match="'escuelas_1000'"):
+        read_table(flipped)
+    # a decimal comma anywhere in the file keeps '.' as thousands
+    path.write_text(
+        "cod;pct_agro;fexp\n05001;13,45;5.394\n05002;7,5;4.125\n", encoding="utf-8"
+    )
+    with pytest.warns(ClriskWarning, match="thousands separator"):
+        table, _ = read_table(path)
+    assert table["fexp"].tolist() == ["5394", "4125"]
+
+
+def test_thousands_beside_decimal_points_are_refused_when_streamed(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    path = tmp_path / "censo.csv"
+    out = census.assign(fexp=[f"{int(v):,}".replace(",", ".") for v in census["fexp"]])
+    out["h_personas"] = out["h_personas"] + 0.5  # household sizes written 4.5
+    out.to_csv(path, sep=";", index=False)
+    expected = r"'fexp'.*decimal point in 'h_personas'"
+    with pytest.raises(DataValidationError, match=expected):
+        clrisk.predict(
+            model, path, territory="municipio", weight="fexp", chunk_size=500
+        )
+
+
+def test_text_codes_such_as_na_are_kept_in_excel(tmp_path: Path) -> None:
+    """'NA' (e.g. a code for 'no answer') is a code in an Excel sheet as in a
+    CSV file, not a missing value (review of 2026-12-02)."""
+    pytest.importorskip("openpyxl")
+    frame = pd.DataFrame(
+        {"cod": ["05001", "05002", "05003"], "etnia": ["NA", "1", None]}
+    )
+    frame.to_excel(tmp_path / "t.xlsx", index=False)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    from_excel, _ = read_table(tmp_path / "t.xlsx")
+    from_csv, _ = read_table(tmp_path / "t.csv")
+    assert from_excel["etnia"].tolist()[:2] == ["NA", "1"]
+    assert pd.isna(from_excel["etnia"].iloc[2])
+    pd.testing.assert_frame_equal(from_excel, from_csv)
+
+
 def test_trailing_separators_and_extra_fields(
     tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
 ) -> None:
