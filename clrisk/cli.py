@@ -74,12 +74,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "output", None) is not None and args.run is not _report:
             writable(args.output)  # fail before the work, not after it
-        return int(args.run(args))
+        shown, warnings.formatwarning = warnings.formatwarning, _format_warning
+        try:
+            return int(args.run(args))
+        finally:
+            warnings.formatwarning = shown
     except ClriskError as exc:
         # the library's advice, in the command line's words
-        message = str(exc).replace("pass on_invalid='drop'", "pass --on-invalid drop")
+        message = _cli_words(str(exc), args)
         print(f"clrisk: error: {message}", file=sys.stderr)
         return 1
+
+
+def _format_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """A warning as one line, in the command line's words (not the Python
+    source line that raised it)."""
+    return f"clrisk: warning: {_cli_words(str(message))}\n"
+
+
+# the library's advice (Python arguments) in the command line's words
+_CLI_WORDS = (
+    ("(or read the file with decimal=',')", "(or pass --decimal ,)"),
+    ("pass indicators=<the territory indicator table>", "pass --indicators <file>"),
+    ("read the file with dtype=str", "keep the codes as text in the file"),
+)
+
+
+def _cli_words(text: str, args: argparse.Namespace | None = None) -> str:
+    for python, cli in _CLI_WORDS:
+        text = text.replace(python, cli)
+    if args is None or hasattr(args, "on_invalid"):
+        text = text.replace("pass on_invalid='drop'", "pass --on-invalid drop")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--coverage",
-        type=float,
+        type=_decimal_arg,
         default=0.5,
         help="share of expected child labour the priority list must "
         "cover (default 0.5)",
@@ -159,7 +191,7 @@ def _add_report(sub: Any) -> None:
     cmd.add_argument("--name", help="boundary property holding display names")
     cmd.add_argument(
         "--coverage",
-        type=float,
+        type=_decimal_arg,
         default=0.5,
         help="coverage target of the priority list (default 0.5)",
     )
@@ -171,6 +203,7 @@ def _add_report(sub: Any) -> None:
         help="withhold territories with fewer children from every output "
         f"(default {DEFAULT_MIN_CHILDREN}; 0: none)",
     )
+    _on_invalid(cmd)
     cmd.add_argument("-o", "--output", type=Path, required=True, help="folder")
     _common(cmd)
     cmd.set_defaults(run=_report)
@@ -200,6 +233,8 @@ def _add_sites(sub: Any) -> None:
         help="the spec feature holding sectors (default head_branch)",
     )
     cmd.add_argument("--volume", help="volume column of SITES (for exposure)")
+    _on_invalid(cmd)
+    _min_children(cmd, "the figures of territories (and sectors of a territory)")
     _output(cmd, "scored sites")
     _common(cmd)
     cmd.set_defaults(run=_sites)
@@ -223,6 +258,14 @@ def _range(text: str | None) -> tuple[float, float] | None:
     if not sep:
         raise InvalidParameterError(f"--age-range takes LOW-HIGH; got {text!r}.")
     return _number(low, "--age-range"), _number(high, "--age-range")
+
+
+def _decimal_arg(text: str) -> float:
+    """An option's number, with '.' or ',' as the decimal mark (argparse type)."""
+    try:
+        return float(text.replace(",", ".")) if text.count(",") <= 1 else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def _number(text: str, what: str) -> float:
@@ -273,7 +316,7 @@ def _add_simulate(sub: Any) -> None:
     )
     cmd.add_argument(
         "--share",
-        type=float,
+        type=_decimal_arg,
         help="with --set: raise the share at that level to this value",
     )
     cmd.add_argument(
@@ -285,6 +328,8 @@ def _add_simulate(sub: Any) -> None:
     cmd.add_argument(
         "--territories", help="only these territory codes, comma-separated"
     )
+    _on_invalid(cmd)
+    _min_children(cmd)
     _output(cmd, "effects by territory")
     _common(cmd)
     cmd.set_defaults(run=_simulate)
@@ -348,6 +393,27 @@ def _common(cmd: argparse.ArgumentParser) -> None:
     files.add_argument("--sheet", help="Excel sheet, by name or 0-based index")
 
 
+def _on_invalid(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--on-invalid",
+        choices=("error", "drop"),
+        default="error",
+        help="rows with missing values or unknown codes: stop "
+        "(default) or drop them and report",
+    )
+
+
+def _min_children(cmd: argparse.ArgumentParser, what: str = "territories") -> None:
+    cmd.add_argument(
+        "--min-children",
+        type=int,
+        default=DEFAULT_MIN_CHILDREN,
+        help=f"withhold {what} with fewer children from the output (and, "
+        "where a published total would give one back, the next smallest) "
+        f"(default {DEFAULT_MIN_CHILDREN}; 0: none)",
+    )
+
+
 def _add_check(sub: Any) -> None:
     cmd = sub.add_parser(
         "check",
@@ -388,7 +454,7 @@ def _add_fit(sub: Any) -> None:
     cmd.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     cmd.add_argument(
         "--cutoff",
-        type=float,
+        type=_decimal_arg,
         metavar="P",
         help="cut-off of the cross-validated classification table (children "
         "with a held-out probability >= P are flagged; default: the weighted "
@@ -407,6 +473,7 @@ def _add_fit(sub: Any) -> None:
         "and folds, as an accuracy benchmark for the risk model; needs "
         "--cv-groups",
     )
+    _on_invalid(cmd)
     cmd.add_argument("-o", "--output", type=Path, required=True, help="model.json")
     _common(cmd)
     cmd.set_defaults(run=_fit)
@@ -426,13 +493,7 @@ def _add_predict(sub: Any) -> None:
     cmd.add_argument("--by", action="append", help="breakdown (repeatable)")
     cmd.add_argument("--indicators", type=Path, help="territory indicator table")
     cmd.add_argument("--levels", default="jenks", help="level method")
-    cmd.add_argument(
-        "--on-invalid",
-        choices=("error", "drop"),
-        default="error",
-        help="rows with missing values or unknown codes: stop "
-        "(default) or drop them and report",
-    )
+    _on_invalid(cmd)
     cmd.add_argument("--age-column", help="age in years, to score only --age-range")
     cmd.add_argument(
         "--age-range",
@@ -476,9 +537,9 @@ def _add_prioritise(sub: Any) -> None:
         "--by", default="expected_count", choices=("expected_count", "risk", "blend")
     )
     cmd.add_argument("--top", type=int)
-    cmd.add_argument("--budget", type=float)
+    cmd.add_argument("--budget", type=_decimal_arg)
     cmd.add_argument("--cost", help="per-territory cost column (with --budget)")
-    cmd.add_argument("--coverage", type=float)
+    cmd.add_argument("--coverage", type=_decimal_arg)
     _output(cmd, "ranked selection")
     _common(cmd)
     cmd.set_defaults(run=_prioritise)
@@ -510,7 +571,7 @@ def _add_zones(sub: Any) -> None:
     )
     cmd.add_argument(
         "--snap",
-        type=float,
+        type=_decimal_arg,
         default=0.0,
         help="boundaries: round coordinates to this multiple before comparing",
     )
@@ -520,7 +581,9 @@ def _add_zones(sub: Any) -> None:
         nargs="+",
         help="risk levels to select (default: the highest)",
     )
-    select.add_argument("--min-risk", type=float, help="select units with risk >= P %%")
+    select.add_argument(
+        "--min-risk", type=_decimal_arg, help="select units with risk >= P %%"
+    )
     cmd.add_argument(
         "--within-region",
         action="store_true",
@@ -673,7 +736,9 @@ def _fit(args: argparse.Namespace) -> int:
         "territory": args.territory,
         "indicators": indicators,
     }
-    model = RiskModel(spec, link=args.link).fit(survey, **fit_kwargs)
+    model = RiskModel(spec, link=args.link, on_invalid=args.on_invalid).fit(
+        survey, **fit_kwargs
+    )
     text = model_card(model)
     sections: list[str] = []  # printed after the model's summary
     cv_summary = None
@@ -805,6 +870,10 @@ def _predict(args: argparse.Namespace) -> int:
             )
             _say(args, f"wrote {write_table(cells, by_path)}")
     _say(args, f"wrote {path}")
+    shown = risk  # the text summary lists territories: not the withheld ones
+    if args.min_children > 0:
+        withheld, _ = suppress(risk, min_children=args.min_children)
+        shown = replace(risk, table=withheld)
     nat = risk.national().iloc[0]
     summary = {
         "output": str(path),
@@ -815,24 +884,36 @@ def _predict(args: argparse.Namespace) -> int:
         "rows_scored": risk.quality.rows_used,
         "rejected": risk.quality.rejected,
     }
-    return _emit(args, summary, risk.summary(n=10))
+    return _emit(args, summary, shown.summary(n=10))
 
 
 def _risk_workbook(
-    args: argparse.Namespace, risk: Any, model: RiskModel, inputs: dict[str, Any]
+    args: argparse.Namespace,
+    risk: Any,
+    model: RiskModel,
+    inputs: dict[str, Any],
+    scenario: Any = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """The workbook, with small territories and cells withheld when asked."""
+    """The workbook, with small territories and cells withheld when asked
+    (`scenario` and the `extra` sheets come withheld already)."""
+    more = dict(extra or {})
     if args.min_children <= 0:
-        return write_workbook(args.output, risk, model=model, inputs=inputs)
+        return write_workbook(
+            args.output, risk, model=model, inputs=inputs, scenario=scenario,
+            extra=more,
+        )  # fmt: skip
     table, record = suppress(risk, min_children=args.min_children)
-    extra: dict[str, Any] = {}
     withheld = bool(record.suppressed)
     if risk.stats.by:
         cells, cell_record = suppress_breakdown(risk, min_children=args.min_children)
-        extra["breakdown (suppressed)"] = cells
+        more["breakdown (suppressed)"] = cells
         withheld = withheld or bool(cell_record.suppressed)
     if not withheld:
-        return write_workbook(args.output, risk, model=model, inputs=inputs)
+        return write_workbook(
+            args.output, risk, model=model, inputs=inputs, scenario=scenario,
+            extra=extra,
+        )  # fmt: skip
     # the full workbook's factor, region and breakdown sheets would show what is
     # withheld: write the suppressed tables and the record instead
     _say(
@@ -840,8 +921,22 @@ def _risk_workbook(
         record.summary() + " The workbook holds the suppressed tables only "
         "(no factor or region sheets).",
     )
-    extra["suppression"] = record.to_frame()
-    return write_workbook(args.output, table, model=model, inputs=inputs, extra=extra)
+    more["suppression"] = record.to_frame()
+    return write_workbook(
+        args.output, table, model=model, inputs=inputs, scenario=scenario, extra=more
+    )
+
+
+def _withhold(table: pd.DataFrame, record: Any) -> pd.DataFrame:
+    """`table` (one row per territory) with the figures of the territories
+    `record` suppressed blanked, and ``suppressed`` / ``suppression_reason``."""
+    out = table.copy()
+    hit = out["territory"].isin(record.suppressed).to_numpy()
+    figures = [c for c in out.columns if c != "territory"]
+    _blank(out, figures, hit)
+    out["suppressed"] = hit
+    out["suppression_reason"] = out["territory"].map(record.reasons)
+    return out
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -870,18 +965,26 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.territories:
         change["territories"] = [t.strip() for t in args.territories.split(",")]
     frame = _frame(args)
-    scenario = simulate(model, frame, [change], territory=args.territory)
-    if args.output.suffix.lower() == ".xlsx":
-        risk = predict(model, frame, territory=args.territory)
-        path = write_workbook(
-            args.output,
-            risk,
-            model=model,
-            scenario=scenario,
-            inputs={"frame": args.frame, "model": args.model},
+    scenario = simulate(
+        model, frame, [change], territory=args.territory, on_invalid=args.on_invalid
+    )
+    shown = scenario
+    if args.min_children > 0:  # the territories predict would withhold
+        probe = scenario.table[["territory", "n_children", "risk"]].assign(
+            risk_se=float("nan")
         )
+        _, record = suppress(probe, min_children=args.min_children)
+        if record.suppressed:
+            _say(args, record.summary())
+            shown = replace(scenario, table=_withhold(scenario.table, record))
+    if args.output.suffix.lower() == ".xlsx":
+        risk = predict(
+            model, frame, territory=args.territory, on_invalid=args.on_invalid
+        )
+        inputs = {"frame": args.frame, "model": args.model}
+        path = _risk_workbook(args, risk, model, inputs, scenario=shown)
     else:
-        path = write_table(scenario.table, args.output)
+        path = write_table(shown.table, args.output)
     _say(args, f"wrote {path}")
     nat = scenario.national.iloc[0]
     summary = {
@@ -891,7 +994,7 @@ def _simulate(args: argparse.Namespace) -> int:
         "change_high": float(nat["change_high"]),
         "expected_count": float(nat["expected_count"]),
     }
-    return _emit(args, summary, scenario.summary())
+    return _emit(args, summary, shown.summary())
 
 
 def _vulnerability(args: argparse.Namespace) -> int:
@@ -937,7 +1040,14 @@ def _sites(args: argparse.Namespace) -> int:
     by = [args.sector_feature] if args.sector else None
     frame = _frame(args)
     progress = _Progress(args, frame)
-    risk = predict(model, frame, territory=args.territory, by=by, progress=progress)
+    risk = predict(
+        model,
+        frame,
+        territory=args.territory,
+        by=by,
+        progress=progress,
+        on_invalid=args.on_invalid,
+    )
     progress.close()
     out = score_sites(
         sites,
@@ -947,14 +1057,11 @@ def _sites(args: argparse.Namespace) -> int:
         sector_feature=args.sector_feature if args.sector else None,
         volume=args.volume,
     )
+    if args.min_children > 0:
+        out = _withhold_sites(out, risk, args)
     if args.output.suffix.lower() == ".xlsx":
-        path = write_workbook(
-            args.output,
-            risk,
-            model=model,
-            extra={"sites": out},
-            inputs={"sites": args.sites, "frame": args.frame, "model": args.model},
-        )
+        inputs = {"sites": args.sites, "frame": args.frame, "model": args.model}
+        path = _risk_workbook(args, risk, model, inputs, extra={"sites": out})
     else:
         path = write_table(out, args.output)
     _say(args, f"wrote {path}")
@@ -965,6 +1072,64 @@ def _sites(args: argparse.Namespace) -> int:
         "status": {str(k): int(v) for k, v in counts.items()},
     }
     return _emit(args, summary, out.to_string(index=False, max_rows=20))
+
+
+def _blank(table: pd.DataFrame, columns: list[str], rows: Any) -> None:
+    """Blank `columns` of `rows` (a boolean mask) in place; integer columns
+    become nullable integers."""
+    for col in columns:
+        values = table[col]
+        if pd.api.types.is_integer_dtype(values.dtype):
+            values = values.astype("Int64")
+        table[col] = values.mask(rows)
+
+
+def _withhold_sites(
+    out: pd.DataFrame, risk: Any, args: argparse.Namespace
+) -> pd.DataFrame:
+    """Scored sites without the figures :func:`_predict` would withhold: those
+    of small territories (and their complements), and with ``--sector`` those
+    of small territory x sector cells."""
+    _, record = suppress(risk, min_children=args.min_children)
+    territory = set(record.suppressed)
+    cell_hit = pd.Series(False, index=out.index)
+    if args.sector:
+        cells, cell_record = suppress_breakdown(risk, min_children=args.min_children)
+        territory |= set(cell_record.withheld_totals) - {"national"}
+        small = cells.loc[cells["suppressed"], ["territory", args.sector_feature]]
+        pairs = set(zip(small["territory"], small[args.sector_feature].astype(str),
+                        strict=True))  # fmt: skip
+        site_pairs = zip(
+            out[args.site_territory].astype("string").str.strip(),
+            out[args.sector].astype("string").str.strip(),
+            strict=True,
+        )
+        cell_hit = pd.Series([p in pairs for p in site_pairs], index=out.index)
+    codes = out[args.site_territory].astype("string").str.strip()
+    hit = codes.isin(territory).fillna(False).astype(bool)
+    if not (hit.any() or cell_hit.any()):
+        return out
+    out = out.copy()
+    scored = [c for c in _SITE_FIGURES if c in out.columns]
+    sector_cols = [c for c in scored if c.startswith("sector_") or c == "exposure"]
+    _blank(out, scored, hit.to_numpy())
+    _blank(out, sector_cols, cell_hit.to_numpy())
+    out.loc[cell_hit & ~hit, "status"] = (
+        f"sector figures withheld (fewer than {args.min_children} children)"
+    )
+    out.loc[hit, "status"] = "territory withheld: " + codes[hit].map(
+        lambda c: record.reasons.get(c, "its sector cells are withheld")
+    )
+    _say(args, f"{int(hit.sum())} sites in withheld territories, "
+               f"{int((cell_hit & ~hit).sum())} in withheld sector cells")  # fmt: skip
+    return out
+
+
+_SITE_FIGURES = (
+    "territory_risk", "territory_level", "lead_policy_area", "main_risk_factors",
+    "sector_risk", "sector_risk_low", "sector_risk_high", "sector_children",
+    "sector_expected_count", "sector_level", "exposure",
+)  # fmt: skip
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -982,6 +1147,7 @@ def _report(args: argparse.Namespace) -> int:
         territory=args.territory,
         region=args.region,
         progress=progress,
+        on_invalid=args.on_invalid,
     )
     progress.close()
     shown, record = risk, None

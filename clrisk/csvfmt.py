@@ -27,12 +27,18 @@ from typing import Any
 
 import pandas as pd
 
-from clrisk.exceptions import ClriskWarning, DataValidationError, SchemaError
+from clrisk.exceptions import (
+    ClriskWarning,
+    DataValidationError,
+    InvalidParameterError,
+    SchemaError,
+)
 
 __all__ = [
     "EXTRA",
     "Dialect",
     "LocaleNumbers",
+    "check_sep",
     "check_unique",
     "decode",
     "drop_extra",
@@ -80,10 +86,25 @@ def decode(raw: bytes, encoding: str | None) -> tuple[str, str]:
     raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
 
 
+def check_sep(sep: str | None) -> str | None:
+    """A separator as given by a user: one character (``\\t`` or ``tab`` for a
+    tab), or None to detect it."""
+    if sep is None:
+        return None
+    sep = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(sep, sep)
+    if not isinstance(sep, str) or len(sep) != 1:
+        raise InvalidParameterError(
+            f"The CSV separator must be one character (e.g. ';', ',' or '\\t' for "
+            f"a tab); got {sep!r}."
+        )
+    return sep
+
+
 def sniff(text: str, sep: str | None, encoding: str, decimal: str | None) -> Dialect:
     """The dialect of a file whose first lines are `text` (decoded with
     `encoding`); `sep` and `decimal` as given, else detected (a ``;`` file
     has decimal commas)."""
+    sep = check_sep(sep)
     if sep is None:
         lines = text.lstrip("\ufeff").splitlines()
         header = lines[0] if lines else ""

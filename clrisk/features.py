@@ -26,7 +26,14 @@ from clrisk.exceptions import (
 from clrisk.quality import DataQuality
 from clrisk.spec import INDICATORS, Feature, FeatureSpec
 
-__all__ = ["CodedFrame", "Workspace", "design_matrix", "encode", "to_text_codes"]
+__all__ = [
+    "CodedFrame",
+    "Workspace",
+    "design_matrix",
+    "encode",
+    "table_name",
+    "to_text_codes",
+]
 
 Policy = Literal["error", "drop"]
 POLICIES: tuple[str, ...] = ("error", "drop")
@@ -797,7 +804,7 @@ def indicator_values(spec: FeatureSpec, indicators: pd.DataFrame) -> pd.DataFram
     key = spec.territory[INDICATORS]
     feats = spec.territory_features
     cols = [f.source(INDICATORS).column for f in feats]
-    where = "the territory indicator table"
+    where = table_name(indicators, "the territory indicator table")
     if key not in indicators.columns or any(c not in indicators.columns for c in cols):
         raise SchemaError(
             "The territory indicator table lacks columns the specification needs.",
@@ -832,6 +839,16 @@ def indicator_values(spec: FeatureSpec, indicators: pd.DataFrame) -> pd.DataFram
         )
         out[feat.name] = values * feat.source(INDICATORS).scale
     return pd.DataFrame(out, index=pd.Index(codes, dtype=object, name="territory"))
+
+
+def table_name(table: pd.DataFrame, default: str) -> str:
+    """How messages name `table`: its file (``'survey.csv'``) when it was read
+    whole by :func:`clrisk.io.read_table` (its rows are the file's), else
+    `default`."""
+    path = table.attrs.get("path")
+    if path and table.index.equals(pd.RangeIndex(len(table))):
+        return f"'{path}'"
+    return default
 
 
 def _strict_rejecter(where: str, labels: np.ndarray) -> Any:

@@ -41,6 +41,7 @@ from clrisk.features import (
     design_matrix,
     encode,
     indicator_values,
+    table_name,
 )
 from clrisk.link import LINKS, Link, cdf, pdf, pdf_slope
 from clrisk.outcome import OutcomeRule
@@ -231,7 +232,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             indicators=indicators,
             weight=weight,
             on_invalid=self.on_invalid,
-            where=f"the {source} table",
+            where=table_name(table, f"the {source} table"),
         )
         rows = coded.rows
         yv, classes = self._outcome(table, y, outcome, rows)
@@ -603,7 +604,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             indicators=indicators if indicators is not None else self.indicator_table(),
             weight=weight,
             on_invalid="error",
-            where=f"the {source} table",
+            where=table_name(table, f"the {source} table"),
         )
 
     def indicator_table(self) -> pd.DataFrame | None:

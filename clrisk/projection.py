@@ -25,7 +25,14 @@ from clrisk.exceptions import (
     SchemaError,
 )
 from clrisk.factors import FactorWeights, decompose
-from clrisk.features import CodedFrame, Policy, Workspace, encode, to_text_codes
+from clrisk.features import (
+    CodedFrame,
+    Policy,
+    Workspace,
+    encode,
+    table_name,
+    to_text_codes,
+)
 from clrisk.quality import DataQuality
 from clrisk.scoring import KERNELS, PassTotals, TerritoryStats, shifted_risk
 from clrisk.spec import INDICATORS, FeatureSpec
@@ -692,8 +699,7 @@ def _pieces(frame: pd.DataFrame | Iterable[pd.DataFrame], chunk_size: int) -> Pi
             )
         # a table read by clrisk.io.read_table knows its file: named while its
         # rows are the file's (pandas keeps attrs through a filter too)
-        whole = table.index.equals(pd.RangeIndex(len(table)))
-        where = f"'{table.attrs['path']}'" if "path" in table.attrs and whole else ""
+        where = table_name(table, "")
         for start in range(0, max(len(table), 1), chunk_size):
             yield offset + start, table.iloc[start : start + chunk_size], where
         offset += len(table)

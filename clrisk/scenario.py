@@ -338,7 +338,8 @@ def _check_territories(changes: tuple[Change, ...], seen: pd.Index) -> None:
         if missing:
             warnings.warn(
                 f"Change of '{c.feature}': {len(missing)} of its territories are not "
-                f"in the frame (e.g. {missing[:5]}); they are left out.",
+                f"in the frame (e.g. {missing[:5]}); they are left out. Codes are "
+                "text: check leading zeros ('05001', not '5001').",
                 CoverageWarning,
                 stacklevel=3,
             )

@@ -86,6 +86,21 @@ def score_sites(
     table = risk.table.set_index("territory")
     known = codes.isin(table.index)
     status = np.where(known, "scored", "territory not in the risk table")
+    # a code that lost its leading zeros ("5001" for "05001") says so
+    padded = {str(c).lstrip("0"): str(c) for c in table.index}
+    lost = codes.map(
+        lambda c: padded.get(c.lstrip("0")) if isinstance(c, str) else None
+    )
+    zeros = ~known.to_numpy() & lost.notna().to_numpy()
+    status = np.where(
+        zeros,
+        "territory not in the risk table (leading zeros lost? the table has '"
+        + lost.fillna("").astype(str)
+        + "')",
+        status,
+    )
+    missing_code = codes.isna().to_numpy() | (codes.fillna("") == "").to_numpy()
+    status = np.where(missing_code, "no territory code", status)
     out["territory_risk"] = codes.map(table["risk"]).astype(float)
     no_data = known & out["territory_risk"].isna().to_numpy()
     status = np.where(no_data, "no children scored in the territory", status)

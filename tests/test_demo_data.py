@@ -239,12 +239,20 @@ def test_cli_sites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     summary = json.loads(capsys.readouterr().out)
     assert summary["sites"] == 3
-    assert summary["status"] == {"scored": 2, "territory not in the risk table": 1}
+    # the mining cell of the sixth territory holds fewer than 50 children: its
+    # figures are withheld, as clrisk predict withholds the cell
+    assert summary["status"] == {
+        "scored": 1,
+        "sector figures withheld (fewer than 50 children)": 1,
+        "territory not in the risk table": 1,
+    }
     scored = pd.read_csv(out, dtype={"codigo": str}, encoding="utf-8-sig")
     assert scored["codigo"].tolist()[0] == codes[0]
     assert scored["exposure"].iloc[0] == pytest.approx(
         12.5 * scored["sector_risk"].iloc[0] / 100
     )
+    assert scored.loc[1, ["sector_risk", "exposure"]].isna().all()
+    assert pd.notna(scored.loc[1, "territory_risk"])
 
 
 def test_cli_workbooks_and_report(

@@ -197,8 +197,10 @@ def test_a_territory_whose_children_all_weigh_0_protects_nothing() -> None:
     assert record.complementary == ("00003",)
     assert record.protects == {"00003": "00001"}
     published = out[~out["suppressed"]]
-    assert published["weighted_children"].sum() < table["weighted_children"].sum() - (
-        table.loc[table["territory"] == "00001", "weighted_children"].iloc[0]
+    assert (
+        published["weighted_children"].sum()
+        < table["weighted_children"].sum()
+        - (table.loc[table["territory"] == "00001", "weighted_children"].iloc[0])
     )
 
 

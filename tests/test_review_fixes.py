@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -204,3 +205,180 @@ def test_sites_with_an_unknown_sector_say_so() -> None:
     assert out["status"].iloc[0].startswith("sector is not a level of 'head_branch'")
     with pytest.raises(InvalidParameterError):
         clrisk.score_sites(sites.assign(territory=[5001]), risk)
+
+
+# -------------------------------------------- review of 2026-12-02 (the CLI path)
+def _withheld_by_predict(tmp_path: Path, min_children: int) -> set[str]:
+    out = tmp_path / "risk.csv"
+    assert main(["predict", str(DATA / "censo.parquet"), "--model", MODEL,
+                 "--territory", "municipio", "--min-children", str(min_children),
+                 "-o", str(out), "--quiet"]) == 0  # fmt: skip
+    table = pd.read_csv(out, dtype={"territory": str})
+    return set(table.loc[table["suppressed"], "territory"])
+
+
+def test_simulate_withholds_what_predict_withholds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """simulate published the territories predict withholds (fewer than
+    --min-children children, and their complements)."""
+    withheld = _withheld_by_predict(tmp_path, 400)
+    assert withheld  # the demo's small territories at this threshold
+    out = tmp_path / "sim.csv"
+    assert main(["simulate", str(DATA / "censo.parquet"), "--model", MODEL,
+                 "--territory", "municipio", "--set", "attends_school=yes",
+                 "--min-children", "400", "-o", str(out), "--quiet"]) == 0  # fmt: skip
+    table = pd.read_csv(out, dtype={"territory": str})
+    assert set(table.loc[table["suppressed"], "territory"]) == withheld
+    hidden = table[table["suppressed"]].drop(
+        columns=["territory", "suppressed", "suppression_reason"]
+    )
+    assert hidden.isna().all().all()
+    assert not capsys.readouterr().out.count(next(iter(withheld)))  # not in summary
+    assert main(["simulate", str(DATA / "censo.parquet"), "--model", MODEL,
+                 "--territory", "municipio", "--set", "attends_school=yes",
+                 "--min-children", "0", "-o", str(out), "--quiet"]) == 0  # fmt: skip
+    assert "suppressed" not in pd.read_csv(out).columns
+
+
+def test_sites_withhold_small_territories_and_sector_cells(tmp_path: Path) -> None:
+    withheld = sorted(_withheld_by_predict(tmp_path, 400))
+    model = clrisk.load_model(MODEL)
+    risk = clrisk.predict(
+        model, DATA / "censo.parquet", territory="municipio", by="head_branch"
+    )
+    from clrisk.reliability import suppress_breakdown
+
+    cells, _ = suppress_breakdown(risk, min_children=400)
+    small = cells[cells["suppressed"] & ~cells["territory"].isin(withheld)].iloc[0]
+    big = cells[~cells["suppressed"]].iloc[0]
+    sites = pd.DataFrame(
+        {
+            "territory": [withheld[0], small["territory"], big["territory"]],
+            "sector": ["agriculture", small["head_branch"], big["head_branch"]],
+        }
+    )
+    path = tmp_path / "sites.csv"
+    sites.to_csv(path, index=False)
+    out = tmp_path / "scored.csv"
+    assert main(["sites", str(path), "--model", MODEL, "--frame",
+                 str(DATA / "censo.parquet"), "--territory", "municipio",
+                 "--sector", "sector", "--min-children", "400", "-o", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    scored = pd.read_csv(out, dtype={"territory": str})
+    assert scored["status"].iloc[0].startswith("territory withheld")
+    assert scored.loc[0, ["territory_risk", "sector_risk"]].isna().all()
+    assert scored["status"].iloc[1].startswith("sector figures withheld")
+    assert pd.notna(scored["territory_risk"].iloc[1])
+    assert scored.loc[1, ["sector_risk", "sector_children"]].isna().all()
+    assert scored["status"].iloc[2] == "scored"
+    assert scored.loc[2, ["territory_risk", "sector_risk"]].notna().all()
+
+
+def test_fit_takes_on_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two empty rows at the end of an Excel export stopped `clrisk fit`,
+    whose advice named a flag it did not have."""
+    text = (DATA / "encuesta_hogares.csv").read_text(encoding="utf-8-sig")
+    survey = tmp_path / "encuesta.csv"
+    survey.write_text(text.rstrip("\n") + "\n" + ";" * 21 + "\n" + ";" * 21 + "\n")
+    argv = ["fit", str(survey), "--spec", str(DATA / "spec.toml"),
+            "--outcome", "trabajo_infantil", "--weight", "fexp", "--strata",
+            "estrato", "--psu", "upm", "--territory", "cod_mun", "--indicators",
+            str(DATA / "indicadores.xlsx"), "-o", str(tmp_path / "m.json")]  # fmt: skip
+    assert main(argv) == 1
+    assert "--on-invalid drop" in _one_line_error(capsys)
+    assert main([*argv, "--on-invalid", "drop", "--quiet"]) == 0
+    model = clrisk.load_model(tmp_path / "m.json")
+    assert model.quality_.rows_rejected == 2
+
+
+def test_separator_option_is_one_character_or_a_tab(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("cod\tx\n05001\t1\n", encoding="utf-8")
+    table, info = read_table(path, sep="\\t")  # as typed in a shell: '\t'
+    assert info.separator == "\t" and table["cod"].tolist() == ["05001"]
+    with pytest.raises(InvalidParameterError, match=r"one character.*';;'"):
+        read_table(path, sep=";;")
+
+
+def test_options_take_a_decimal_comma(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    risk = tmp_path / "risk.csv"
+    argv = ["predict", str(DATA / "censo.parquet"), "--model", MODEL,
+            "--territory", "municipio", "-o", str(risk), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    plan = tmp_path / "plan.csv"
+    assert main(["prioritise", str(risk), "--coverage", "0,5", "-o", str(plan),
+                 "--format", "json", "--quiet"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["covered_share"] >= 0.5
+
+
+def test_sites_name_codes_that_lost_their_leading_zeros() -> None:
+    model = clrisk.load_model(MODEL)
+    risk = clrisk.predict(model, DATA / "censo.parquet", territory="municipio")
+    code = risk.table["territory"].iloc[0]  # e.g. '05001'
+    sites = pd.DataFrame({"territory": [code.lstrip("0"), "", code]})
+    out = clrisk.score_sites(sites, risk)
+    assert out["status"].tolist() == [
+        f"territory not in the risk table (leading zeros lost? the table has '{code}')",
+        "no territory code",
+        "scored",
+    ]
+
+
+def test_cli_warnings_are_one_line(tmp_path: Path) -> None:
+    """The CLI formats warnings as one line in its own words (not Python's
+    "file.py:123: ClriskWarning" and the source line), and restores Python's
+    format after the command."""
+    from clrisk.cli import _format_warning
+    from clrisk.exceptions import ClriskWarning
+
+    before = warnings.formatwarning
+    seen = []
+
+    def record(message: object, *args: object, **kwargs: object) -> None:
+        seen.append(warnings.formatwarning(message, ClriskWarning, "x.py", 1))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        census = pd.read_parquet(DATA / "censo.parquet")
+        census.loc[:3, "p_etnia"] = "OTRA"
+        path = tmp_path / "censo.parquet"
+        census.to_parquet(path)
+        assert main(["predict", str(path), "--model", MODEL, "--territory",
+                     "municipio", "--unknown-as", "ethnicity=none", "-o",
+                     str(tmp_path / "r.csv"), "--quiet"]) == 0  # fmt: skip
+    assert warnings.formatwarning is before
+    lines = [x for x in seen if "OTRA" in x]
+    assert lines and all(
+        x.startswith("clrisk: warning: ") and x.count("\n") == 1 for x in lines
+    )
+    text = _format_warning(ClriskWarning("or pass on_invalid='drop'"), ClriskWarning,
+                           "x.py", 1)  # fmt: skip
+    assert text == "clrisk: warning: or pass --on-invalid drop\n"
+
+
+def test_fit_errors_name_the_file_in_cli_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Errors of `clrisk fit` said "the survey table" and gave Python advice
+    (decimal=',', indicators=<...>) on the command line."""
+    indicators, _ = read_table(DATA / "indicadores.xlsx")
+    indicators.iloc[2, indicators.columns.get_loc("pct_pobreza")] = "s.d."
+    bad = tmp_path / "indicadores.csv"
+    indicators.to_csv(bad, index=False)
+    argv = ["fit", str(DATA / "encuesta_hogares.csv"), "--spec",
+            str(DATA / "spec.toml"), "--outcome", "trabajo_infantil", "--weight",
+            "fexp", "--strata", "estrato", "--psu", "upm", "--territory", "cod_mun",
+            "-o", str(tmp_path / "m.json")]  # fmt: skip
+    assert main([*argv, "--indicators", str(bad)]) == 1
+    err = _one_line_error(capsys)
+    assert f"'{bad}'" in err and "'pct_pobreza'" in err and "--decimal ," in err
+    assert "decimal=" not in err
+    assert main(argv) == 1  # the spec has territory features
+    assert "pass --indicators <file>" in _one_line_error(capsys)
