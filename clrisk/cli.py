@@ -240,13 +240,15 @@ def _add_sites(sub: Any) -> None:
     cmd.set_defaults(run=_sites)
 
 
-def _frame(args: argparse.Namespace) -> Any:
+def _frame(args: argparse.Namespace, model: RiskModel) -> Any:
     """The frame: a CSV, Excel or Stata file is read whole with the same
     detection and overrides as every other table (separator, encoding,
     decimal comma, sheet, codes as text); Parquet and Arrow files are
     streamed in batches by clrisk.predict."""
     if args.frame.suffix.lower() in (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".dta"):
-        return _read(args, args.frame)
+        codes = [*_spec_codes(model.spec_), args.territory]
+        codes += [getattr(args, "region", None), *(getattr(args, "by", None) or [])]
+        return _read(args, args.frame, codes)
     return args.frame
 
 
@@ -668,23 +670,49 @@ def _strict(value: Any) -> Any:
     return value
 
 
-def _read(args: argparse.Namespace, path: Path) -> Any:
+def _read(
+    args: argparse.Namespace, path: Path, codes: Sequence[str | None] = ()
+) -> Any:
+    """A table read whole; its `codes` columns kept as written (see
+    :func:`clrisk.io.read_table`)."""
     sheet = args.sheet
     if sheet is not None and sheet.isdigit():
         sheet = int(sheet)
     table, info = read_table(
-        path, sep=args.sep, encoding=args.encoding, decimal=args.decimal, sheet=sheet
+        path,
+        sep=args.sep,
+        encoding=args.encoding,
+        decimal=args.decimal,
+        sheet=sheet,
+        codes=[c for c in codes if c],
     )
     _say(args, info.summary())
     return table
 
 
+def _spec_codes(spec: FeatureSpec) -> list[str]:
+    """Every column that holds codes of the spec's categorical features, in
+    any source, and the indicator table's key."""
+    cols = [
+        src.column
+        for f in spec.categorical
+        if f.dimension != "territory"
+        for src in f.sources.values()
+    ]
+    return [*cols, *spec.territory.values()]
+
+
+_RISK_CODES = ("territory", "region", "level", "lead_policy_area")
+
+
 def _check(args: argparse.Namespace) -> int:
     spec = FeatureSpec.from_toml(args.spec)
-    table = _read(args, args.file)
+    table = _read(args, args.file, _spec_codes(spec))
     source = args.source or spec.detect_source(table.columns)
     territory = args.territory or spec.territory.get(source)
-    indicators = _read(args, args.indicators) if args.indicators else None
+    indicators = (
+        _read(args, args.indicators, _spec_codes(spec)) if args.indicators else None
+    )
     coded = encode(
         spec,
         table,
@@ -726,8 +754,13 @@ def _fit(args: argparse.Namespace) -> int:
             f"--cutoff takes a probability strictly between 0 and 1; got {args.cutoff}."
         )
     spec = FeatureSpec.from_toml(args.spec)
-    survey = _read(args, args.survey)
-    indicators = _read(args, args.indicators) if args.indicators else None
+    codes = _spec_codes(spec)
+    survey = _read(
+        args,
+        args.survey,
+        [*codes, args.territory, args.strata, args.psu, args.cv_groups],
+    )
+    indicators = _read(args, args.indicators, codes) if args.indicators else None
     fit_kwargs = {
         "outcome": args.outcome,
         "weight": args.weight,
@@ -818,8 +851,9 @@ def _classification_dict(table: ClassificationTable | None) -> dict[str, Any] | 
 
 def _predict(args: argparse.Namespace) -> int:
     model = load_model(args.model)
-    indicators = _read(args, args.indicators) if args.indicators else None
-    frame = _frame(args)
+    codes = _spec_codes(model.spec_)
+    indicators = _read(args, args.indicators, codes) if args.indicators else None
+    frame = _frame(args, model)
     progress = _Progress(args, frame)
     risk = predict(
         model,
@@ -964,7 +998,7 @@ def _simulate(args: argparse.Namespace) -> int:
         change["share"] = args.share
     if args.territories:
         change["territories"] = [t.strip() for t in args.territories.split(",")]
-    frame = _frame(args)
+    frame = _frame(args, model)
     scenario = simulate(
         model, frame, [change], territory=args.territory, on_invalid=args.on_invalid
     )
@@ -1036,9 +1070,9 @@ def _vulnerability(args: argparse.Namespace) -> int:
 
 def _sites(args: argparse.Namespace) -> int:
     model = load_model(args.model)
-    sites = _read(args, args.sites)
+    sites = _read(args, args.sites, [args.site_territory, args.sector])
     by = [args.sector_feature] if args.sector else None
-    frame = _frame(args)
+    frame = _frame(args, model)
     progress = _Progress(args, frame)
     risk = predict(
         model,
@@ -1139,7 +1173,7 @@ def _report(args: argparse.Namespace) -> int:
     bounds = None
     if args.boundaries is not None:
         bounds = read_boundaries(args.boundaries, args.key, name=args.name)
-    frame = _frame(args)
+    frame = _frame(args, model)
     progress = _Progress(args, frame)
     risk = predict(
         model,
@@ -1209,7 +1243,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _prioritise(args: argparse.Namespace) -> int:
-    table = _risk_numbers(_read(args, args.risk), args.risk, [args.cost])
+    table = _risk_numbers(_read(args, args.risk, _RISK_CODES), args.risk, [args.cost])
     plan = prioritise(
         table,
         by=args.by,
@@ -1268,14 +1302,16 @@ def _zones(args: argparse.Namespace) -> int:
         )
     if args.units is not None:
         writable(args.units)  # fail before the work, not after it
-    table = _risk_numbers(_read(args, args.risk), args.risk)
+    table = _risk_numbers(_read(args, args.risk, _RISK_CODES), args.risk)
     neighbours: Any
     if geojson:
         bounds = read_boundaries(args.neighbours, args.key)
         neighbours = contiguity(bounds, rule=args.rule, snap=args.snap)
         _say(args, f"{len(neighbours):,} pairs of neighbours ({args.rule} rule)")
     else:
-        neighbours = _read(args, args.neighbours)
+        # a table of codes only: no column is a number in any locale
+        with_point = argparse.Namespace(**{**vars(args), "decimal": "."})
+        neighbours = _read(with_point, args.neighbours)
     zones = intervention_zones(
         table,
         neighbours,

@@ -323,6 +323,31 @@ def encode(
     ) -> None:
         if not mask.any():
             return
+        empty = _empty_rows(table, mask)
+        if empty.any():  # blank lines of a spreadsheet export, not missing values
+            mask = mask & ~empty
+            rows = [f"row {r}" for r in _first_rows(empty, numbering)]
+            refuse(
+                empty,
+                "empty row",
+                "(every column)",
+                "empty rows",
+                rows,
+                "Delete them (e.g. blank lines at the end of a spreadsheet export), "
+                "or pass on_invalid='drop' to reject those rows.",
+            )
+            if not mask.any():
+                return
+        refuse(mask, reason, column, problem, examples, fix)
+
+    def refuse(
+        mask: np.ndarray,
+        reason: str,
+        column: str,
+        problem: str,
+        examples: list[Any],
+        fix: str,
+    ) -> None:
         if on_invalid == "error":
             raise DataValidationError(
                 column=column,
@@ -873,6 +898,16 @@ def _strict_rejecter(where: str, labels: np.ndarray) -> Any:
             )
 
     return reject
+
+
+def _empty_rows(table: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
+    """The rows of `mask` whose every column is missing (only those rows are
+    looked at: the check costs nothing when no row is rejected)."""
+    rows = np.flatnonzero(mask)
+    empty = np.zeros(len(mask), dtype=bool)
+    if table.shape[1]:
+        empty[rows] = table.iloc[rows].isna().all(axis=1).to_numpy()
+    return empty
 
 
 def _attribute_rejections(bad: dict[str, np.ndarray], n: int) -> dict[str, int]:

@@ -20,6 +20,7 @@ import csv
 import json
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def read_table(
     encoding: str | None = None,
     decimal: str | None = None,
     sheet: str | int | None = None,
+    codes: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, ReadInfo]:
     """Read a whole table, detecting the format's settings.
 
@@ -106,6 +108,11 @@ def read_table(
     sheet : str or int, optional
         Excel sheet by name or index (default: the first); a number that is
         the name of a sheet (``2018``) names it.
+    codes : sequence of str, optional
+        Columns holding codes (territory, category, stratum): in a
+        decimal-comma CSV file they are kept exactly as written (``11.001``
+        stays ``11.001``), not read as locale numbers — as
+        :func:`clrisk.predict` keeps them when it streams a CSV path.
 
     Returns
     -------
@@ -118,7 +125,7 @@ def read_table(
     if not path.is_file():
         raise InvalidParameterError(f"The file '{path}' does not exist.")
     try:
-        table, info = _read(path, sep, encoding, decimal, sheet)
+        table, info = _read(path, sep, encoding, decimal, sheet, codes)
         table.attrs["path"] = str(path)  # for messages naming the file
         return table, info
     except ClriskError:  # already clear (and a ValueError: let it through)
@@ -165,10 +172,11 @@ def _read(
     encoding: str | None,
     decimal: str | None,
     sheet: str | int | None,
+    codes: Sequence[str],
 ) -> tuple[pd.DataFrame, ReadInfo]:
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".tsv"):
-        return _read_csv(path, sep, encoding, decimal)
+        return _read_csv(path, sep, encoding, decimal, codes)
     if suffix in (".xlsx", ".xlsm"):
         return _read_excel(path, sheet)
     if suffix in (".parquet", ".pq"):
@@ -328,7 +336,11 @@ def _json_value(value: object) -> object:
 
 # --------------------------------------------------------------------- private
 def _read_csv(
-    path: Path, sep: str | None, encoding: str | None, decimal: str | None
+    path: Path,
+    sep: str | None,
+    encoding: str | None,
+    decimal: str | None,
+    codes: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, ReadInfo]:
     text, encoding = decode(path.read_bytes(), encoding)
     dialect = sniff(text, sep, encoding, decimal)
@@ -337,7 +349,7 @@ def _read_csv(
     table = pd.read_csv(path, dtype=str, **read_options(text, names, dialect, where))
     table = drop_extra(table, where, dialect.sep)
     if dialect.decimal == ",":
-        LocaleNumbers(where, guessed=decimal is None)(table)
+        LocaleNumbers(where, guessed=decimal is None)(table, codes=codes)
     info = ReadInfo(
         str(path),
         "csv",

@@ -726,7 +726,9 @@ def test_drop_accounting_on_random_problems(data: st.DataObject) -> None:
     assert q.reconciles and q.rows_read == n
     assert q.rows_rejected == len(bad)
     assert coded.rows.tolist() == sorted(set(range(n)) - bad)
-    assert q.rejected.get("missing value in 'a'", 0) == len(miss_a)
+    empty = miss_a & miss_x  # every column of the row missing
+    assert q.rejected.get("empty row", 0) == len(empty)
+    assert q.rejected.get("missing value in 'a'", 0) == len(miss_a - empty)
     assert q.rejected.get("unknown code in 'a'", 0) == len(unknown_a - miss_a)
     assert q.rejected.get("missing value in 'x'", 0) == len(miss_x - miss_a - unknown_a)
     np.testing.assert_array_equal(coded.numerics[:, 0], xs[coded.rows])
@@ -917,3 +919,24 @@ def test_consecutive_integer_codes_equal_text_coding(
     assert fast is not None
     assert into is None or fast is into
     np.testing.assert_array_equal(fast, slow)
+
+
+def test_empty_rows_are_rejected_as_empty(country: clrisk.Country) -> None:
+    """A row with every column missing (a blank line of an export) is an
+    "empty row", not a missing value of its first column; a row missing one
+    value keeps that reason."""
+    table = country.survey.head(50).copy()
+    table = table.astype({"edad": "float64"})  # room for NaN
+    table.loc[3, "edad"] = np.nan
+    blank = pd.DataFrame([[np.nan] * table.shape[1]] * 2, columns=table.columns)
+    table = pd.concat([table, blank], ignore_index=True)
+    coded = _encode_survey(country, table, on_invalid="drop")
+    assert coded.quality.rejected == {
+        "missing value in 'edad'": 1,
+        "empty row": 2,
+    }
+    assert coded.n == 49
+    with pytest.raises(DataValidationError, match=r"empty rows \(2 rows.*row 50"):
+        _encode_survey(country, table)
+    with pytest.raises(DataValidationError, match=r"missing values.*row 3"):
+        _encode_survey(country, table.drop(index=[50, 51]))

@@ -510,3 +510,19 @@ def test_a_separator_given_brings_its_decimal_mark(tmp_path: Path) -> None:
     source = open_frame(path, sep=";")
     chunk = next(source.batches(["p"], 10, ()))[1]
     assert chunk["p"].tolist() == ["1.5", "2"]
+
+
+def test_code_columns_are_kept_as_written(tmp_path: Path) -> None:
+    """In a decimal-comma file, codes such as 11.001 are codes, not 11001: as
+    clrisk.predict keeps them when it streams the path (review of
+    2026-12-02: read_table rewrote them, and refused '05.001')."""
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "municipio;p_edad;x\n11.001;7;1,5\n13.101;8;2,5\n05.001;9;3\n",
+        encoding="utf-8",
+    )
+    table, _ = read_table(path, codes=["municipio"])
+    assert table["municipio"].tolist() == ["11.001", "13.101", "05.001"]
+    assert table["x"].tolist() == ["1.5", "2.5", "3"]
+    with pytest.raises(DataValidationError, match="'municipio'"):
+        read_table(path)  # without knowing: '.' both ways in one column

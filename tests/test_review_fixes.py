@@ -288,10 +288,12 @@ def test_fit_takes_on_invalid(
             "estrato", "--psu", "upm", "--territory", "cod_mun", "--indicators",
             str(DATA / "indicadores.xlsx"), "-o", str(tmp_path / "m.json")]  # fmt: skip
     assert main(argv) == 1
-    assert "--on-invalid drop" in _one_line_error(capsys)
+    err = _one_line_error(capsys)
+    assert "empty rows (2 rows" in err and "--on-invalid drop" in err
     assert main([*argv, "--on-invalid", "drop", "--quiet"]) == 0
     model = clrisk.load_model(tmp_path / "m.json")
     assert model.quality_.rows_rejected == 2
+    assert model.quality_.rejected == {"empty row": 2}
 
 
 def test_separator_option_is_one_character_or_a_tab(tmp_path: Path) -> None:
@@ -382,3 +384,20 @@ def test_fit_errors_name_the_file_in_cli_words(
     assert "decimal=" not in err
     assert main(argv) == 1  # the spec has territory features
     assert "pass --indicators <file>" in _one_line_error(capsys)
+
+
+def test_cli_keeps_codes_of_a_decimal_comma_risk_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    risk = tmp_path / "riesgo.csv"
+    risk.write_text(
+        "territory;n_children;expected_count;risk\n"
+        "11.001;1200;150,5;12,54\n13.101;800;40,25;5,03\n05.001;400;60;15\n",
+        encoding="cp1252",
+    )
+    plan = tmp_path / "plan.csv"
+    assert main(["prioritise", str(risk), "--top", "2", "-o", str(plan),
+                 "--quiet"]) == 0  # fmt: skip
+    ranking = pd.read_csv(plan, dtype={"territory": str})
+    assert ranking["territory"].tolist() == ["11.001", "05.001", "13.101"]
+    assert ranking["expected_count"].tolist() == [150.5, 60.0, 40.25]
