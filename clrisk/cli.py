@@ -28,8 +28,9 @@ from clrisk.exceptions import (
     ClriskWarning,
     DataValidationError,
     InvalidParameterError,
+    SchemaError,
 )
-from clrisk.features import encode
+from clrisk.features import encode, indicator_values
 from clrisk.io import read_table, writable, write_geojson, write_table
 from clrisk.model import RiskModel
 from clrisk.modelfile import load_model, model_card
@@ -38,7 +39,7 @@ from clrisk.projection import predict
 from clrisk.reliability import DEFAULT_MIN_CHILDREN, suppress, suppress_breakdown
 from clrisk.scenario import simulate
 from clrisk.sites import score_sites
-from clrisk.spec import FeatureSpec
+from clrisk.spec import INDICATORS, FeatureSpec
 from clrisk.stream import ARROW, PARQUET
 from clrisk.validation import cross_validate
 from clrisk.vulnerability import VulnerabilityIndex
@@ -708,6 +709,10 @@ _RISK_CODES = ("territory", "region", "level", "lead_policy_area")
 def _check(args: argparse.Namespace) -> int:
     spec = FeatureSpec.from_toml(args.spec)
     table = _read(args, args.file, _spec_codes(spec))
+    if args.source == INDICATORS or (
+        args.source is None and _is_indicator_table(spec, table)
+    ):
+        return _check_indicators(args, spec, table)
     source = args.source or spec.detect_source(table.columns)
     territory = args.territory or spec.territory.get(source)
     indicators = (
@@ -732,6 +737,43 @@ def _check(args: argparse.Namespace) -> int:
         "notes": q.notes,
     }
     return _emit(args, summary, f"source: {source}\n{q.summary()}")
+
+
+def _is_indicator_table(spec: FeatureSpec, table: pd.DataFrame) -> bool:
+    """A table matching no data source of the spec but holding the indicator
+    key and every territory feature's column."""
+    try:
+        spec.detect_source(table.columns)
+        return False
+    except SchemaError:
+        need = [spec.territory.get(INDICATORS)]
+        need += [f.source(INDICATORS).column for f in spec.territory_features]
+        return bool(spec.territory_features) and all(c in table.columns for c in need)
+
+
+def _check_indicators(
+    args: argparse.Namespace, spec: FeatureSpec, table: pd.DataFrame
+) -> int:
+    """`clrisk check` of a territory indicator table: its key and the
+    territory features' columns (numbers, one row per territory)."""
+    if not spec.territory_features:
+        raise InvalidParameterError(
+            "The specification has no territory features: it reads no indicator "
+            "table."
+        )
+    values = indicator_values(spec, table)  # refuses what predict would refuse
+    summary = {
+        "file": str(args.file),
+        "source": INDICATORS,
+        "rows_read": len(table),
+        "territories": len(values),
+        "features": list(values.columns),
+    }
+    text = (
+        f"source: {INDICATORS}\nrows read: {len(table):,}; territories: "
+        f"{len(values):,}; territory features: {', '.join(values.columns)}"
+    )
+    return _emit(args, summary, text)
 
 
 def _fit(args: argparse.Namespace) -> int:

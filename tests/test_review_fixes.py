@@ -401,3 +401,22 @@ def test_cli_keeps_codes_of_a_decimal_comma_risk_table(
     ranking = pd.read_csv(plan, dtype={"territory": str})
     assert ranking["territory"].tolist() == ["11.001", "05.001", "13.101"]
     assert ranking["expected_count"].tolist() == [150.5, 60.0, 40.25]
+
+
+def test_check_validates_an_indicator_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`clrisk check indicators.csv` said the file matched no source, and with
+    --source indicators asked to add survey columns to the spec."""
+    spec = str(DATA / "spec.toml")
+    xlsx = str(DATA / "indicadores.xlsx")
+    for argv in (["check", xlsx, "--spec", spec],
+                 ["check", xlsx, "--spec", spec, "--source", "indicators"]):  # fmt: skip
+        assert main([*argv, "--format", "json", "--quiet"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["source"] == "indicators" and summary["territories"] == 60
+    indicators, _ = read_table(DATA / "indicadores.xlsx")
+    bad = tmp_path / "ind.csv"
+    pd.concat([indicators, indicators.head(1)]).to_csv(bad, index=False)
+    assert main(["check", str(bad), "--spec", spec]) == 1
+    assert "repeated territory codes" in _one_line_error(capsys)
