@@ -758,8 +758,7 @@ def _check_indicators(
     territory features' columns (numbers, one row per territory)."""
     if not spec.territory_features:
         raise InvalidParameterError(
-            "The specification has no territory features: it reads no indicator "
-            "table."
+            "The specification has no territory features: it reads no indicator table."
         )
     values = indicator_values(spec, table)  # refuses what predict would refuse
     summary = {
