@@ -249,6 +249,7 @@ def _frame(args: argparse.Namespace, model: RiskModel) -> Any:
     if args.frame.suffix.lower() in (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".dta"):
         codes = [*_spec_codes(model.spec_), args.territory]
         codes += [getattr(args, "region", None), *(getattr(args, "by", None) or [])]
+        codes.append(getattr(args, "indicator_territory", None))
         return _read(args, args.frame, codes)
     return args.frame
 
@@ -517,6 +518,19 @@ def _add_predict(sub: Any) -> None:
         f"from the output (default {DEFAULT_MIN_CHILDREN}; 0: none)",
     )
     cmd.add_argument("--n-levels", type=int, default=3)
+    cmd.add_argument(
+        "--level-scope",
+        choices=("national", "region"),
+        default="national",
+        help="classify the territories nationally or within each --region",
+    )
+    cmd.add_argument(
+        "--indicator-territory",
+        metavar="COL",
+        help="column whose codes key the indicator table when it is not "
+        "--territory (Phase II: --territory block --indicator-territory "
+        "municipio --region municipio)",
+    )
     cmd.add_argument(
         "--uncertainty",
         action="store_true",
@@ -905,6 +919,8 @@ def _predict(args: argparse.Namespace) -> int:
         indicators=indicators,
         levels=args.levels,
         n_levels=args.n_levels,
+        level_scope=args.level_scope,
+        indicator_territory=args.indicator_territory,
         progress=progress,
         on_invalid=args.on_invalid,
         unknown_as=_pairs(args.unknown_as, "--unknown-as"),

@@ -258,6 +258,7 @@ def encode(
     unknown_as: Mapping[str, str] | None = None,
     row_numbers: np.ndarray | None = None,
     workspace: Workspace | None = None,
+    indicator_territory: str | None = None,
 ) -> CodedFrame:
     """Code `table` (a data set of `source`) with `spec`.
 
@@ -294,6 +295,10 @@ def encode(
     workspace : Workspace, optional
         Reuse its memory for the coded arrays (see :class:`Workspace`: the
         result is valid until the next call with it).
+    indicator_territory : str, optional
+        Column whose codes key the indicator table, when it is not
+        `territory`: rows are grouped by `territory` (e.g. census blocks) and
+        take the indicators of this coarser unit (e.g. their municipality).
 
     Returns
     -------
@@ -301,7 +306,9 @@ def encode(
     """
     check_policy(on_invalid, "on_invalid", POLICIES)
     where = where or f"the {source} table"
-    _check_columns(spec, table, source, territory, weight, where)
+    if indicator_territory == territory:
+        indicator_territory = None
+    _check_columns(spec, table, source, territory, weight, where, indicator_territory)
     n = len(table)
     # the row number of each row in the whole input, for messages only
     numbering: Sequence[int] | np.ndarray = (
@@ -442,18 +449,35 @@ def encode(
             [f"row {r}" for r in _first_rows(missing, numbering)],
             "Every row needs a territory code; or pass on_invalid='drop'.",
         )
+        join_index, join_codes, join_col = terr_index, territories, territory
+        join_missing = missing
+        if spec.territory_features and indicator_territory is not None:
+            join_col = indicator_territory
+            join_index, join_codes = _sorted_text_codes(
+                table[join_col], space.array("join", (n, 1), np.int64)[:, 0]
+            )
+            join_missing = join_index < 0
+            reject(
+                join_missing,
+                f"missing indicator territory in '{join_col}'",
+                join_col,
+                "missing codes of the territory the indicators are keyed by",
+                [f"row {r}" for r in _first_rows(join_missing, numbering)],
+                "Every row needs it; or pass on_invalid='drop'.",
+            )
+            join_missing = join_missing | missing
         if missing.any():
             terr_index = np.where(missing, 0, terr_index)
         if spec.territory_features:
             _join_indicators(
                 spec,
                 indicators,
-                territories,
-                terr_index,
-                missing,
+                join_codes,
+                join_index,
+                join_missing,
                 numerics,
                 len(spec.numeric),
-                territory,
+                join_col,
                 where,
                 reject,
                 numbering,
@@ -557,13 +581,15 @@ def _check_columns(
     territory: str | None,
     weight: str | None,
     where: str,
+    indicator_territory: str | None = None,
 ) -> None:
     if not isinstance(table, pd.DataFrame):
         raise InvalidParameterError(
             f"Expected a pandas DataFrame for {where}; got {type(table).__name__}."
         )
     need = spec.required_columns(source)
-    need += [c for c in (territory, weight) if c is not None and c not in need]
+    extra = (territory, weight, indicator_territory)
+    need += [c for c in extra if c is not None and c not in need]
     have = [str(c) for c in table.columns]
     if any(c not in set(have) for c in need):
         raise SchemaError(

@@ -74,6 +74,7 @@ def predict(
     unknown_as: Mapping[str, str] | None = None,
     age: str | None = None,
     age_range: tuple[float, float] | None = None,
+    indicator_territory: str | None = None,
 ) -> TerritoryRisk:
     """Score every child of `frame` and aggregate by territory in one pass.
 
@@ -144,6 +145,16 @@ def predict(
         ``age="p_edad", age_range=(5, 17)`` on a census of all persons; the
         others are counted in ``quality.rejected`` as "outside the age range"
         (a row with a missing age follows `on_invalid`).
+    indicator_territory : str, optional
+        Column of the frame whose codes key the territory indicator table,
+        when it is not `territory`. CLRISK's Phase II scores finer units
+        inside a municipality (``territory="block"``) with the model's
+        territory indicators, which are the municipality's
+        (``indicator_territory="municipio"``); with ``region="municipio"``
+        levels can then be drawn within each municipality and
+        :func:`clrisk.intervention_zones` groups its high-risk blocks. The
+        indicator table then does not list the frame's territories: no
+        coverage warning is given for them.
 
     Returns
     -------
@@ -213,6 +224,7 @@ def predict(
         kernel,
         dict(unknown_as or {}),
         _age_filter(age, age_range),
+        indicator_territory,
     )
     if isinstance(frame, TerritoryStats):  # the pass was made elsewhere
         _check_stats(frame, view, by_list)
@@ -268,7 +280,9 @@ def predict(
         )
     stats = TerritoryStats.combine(parts)
     cells = stats.by_territory()
-    expected = _expected_territories(cells, ind_table, spec, quality)
+    # indicators keyed by another (coarser) unit than the territories
+    fine = indicator_territory not in (None, pass_.territory)
+    expected = _expected_territories(cells, None if fine else ind_table, spec, quality)
     regions = _regions(pairs, region) if region is not None else None
 
     est = view.estimates(cells.sums, alpha)
@@ -412,6 +426,7 @@ def territory_stats(
     indicators: pd.DataFrame | None = None,
     source: str | None = None,
     kernel: str = "auto",
+    indicator_territory: str | None = None,
 ) -> TerritoryStats:
     """The one-pass statistics of a table, for a pass made outside :func:`predict`.
 
@@ -435,8 +450,9 @@ def territory_stats(
     by_list = [by] if isinstance(by, str) else list(by or [])
     ind = indicators if indicators is not None else model.indicator_table()
     pass_ = _Pass(
-        view, view.spec, source, territory, ind, weight, "error", by_list, None, kernel
-    )
+        view, view.spec, source, territory, ind, weight, "error", by_list, None, kernel,
+        indicator_territory=indicator_territory,
+    )  # fmt: skip
     totals = pass_.totals()
     _, coded = pass_.run(table, 0, "", totals)
     if coded.n == 0:
@@ -475,6 +491,7 @@ class _Pass:
     kernel: str
     unknown_as: dict[str, str] = field(default_factory=dict)
     ages: tuple[str, float, float] | None = None
+    indicator_territory: str | None = None
 
     def prepare(
         self,
@@ -574,6 +591,7 @@ class _Pass:
             unknown_as=self.unknown_as,
             row_numbers=numbers,
             workspace=space,
+            indicator_territory=self.indicator_territory,
         )
 
     def totals(self) -> PassTotals:
@@ -603,7 +621,7 @@ class _Pass:
         assert self.source is not None
         names = {f.name for f in self.spec.features}
         need = self.spec.required_columns(self.source)
-        extra = [self.territory, self.weight, self.region]
+        extra = [self.territory, self.weight, self.region, self.indicator_territory]
         extra += [b for b in self.by if b not in names]
         if self.ages is not None:
             extra.append(self.ages[0])
@@ -617,7 +635,7 @@ class _Pass:
             for f in self.spec.categorical
             if f.dimension != "territory"
         ]
-        extra = [self.territory, self.region, *self.by]
+        extra = [self.territory, self.region, self.indicator_territory, *self.by]
         return [c for c in dict.fromkeys([*codes, *extra]) if c]
 
 

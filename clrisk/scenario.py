@@ -147,6 +147,7 @@ def simulate(
     chunk_size: int = 500_000,
     alpha: float = 0.05,
     kernel: str = "auto",
+    indicator_territory: str | None = None,
 ) -> Scenario:
     """The change in expected child labour if `changes` were applied.
 
@@ -162,7 +163,8 @@ def simulate(
         school", a transfer ``where={"attends_school": "yes"}`` reaches every
         child). A dict is ``Change(**dict)``. A ``share`` change must be the
         only one.
-    territory, weight, indicators, source, on_invalid, chunk_size, alpha, kernel
+    territory, weight, indicators, source, on_invalid, chunk_size, alpha, kernel,
+    indicator_territory
         As for :func:`clrisk.predict`.
 
     Returns
@@ -186,8 +188,9 @@ def simulate(
         )
     ind = indicators if indicators is not None else model.indicator_table()
     pass_ = _Pass(
-        view, view.spec, source, territory, ind, weight, on_invalid, [], None, kernel
-    )
+        view, view.spec, source, territory, ind, weight, on_invalid, [], None, kernel,
+        indicator_territory=indicator_territory,
+    )  # fmt: skip
     if is_file_source(frame):
         src = open_frame(frame)
         pass_.source = pass_.source or view.spec.detect_source(

@@ -410,8 +410,8 @@ def test_check_validates_an_indicator_table(
     --source indicators asked to add survey columns to the spec."""
     spec = str(DATA / "spec.toml")
     xlsx = str(DATA / "indicadores.xlsx")
-    for argv in (["check", xlsx, "--spec", spec],
-                 ["check", xlsx, "--spec", spec, "--source", "indicators"]):  # fmt: skip
+    plain = ["check", xlsx, "--spec", spec]
+    for argv in (plain, [*plain, "--source", "indicators"]):
         assert main([*argv, "--format", "json", "--quiet"]) == 0
         summary = json.loads(capsys.readouterr().out)
         assert summary["source"] == "indicators" and summary["territories"] == 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from pathlib import Path
@@ -446,3 +447,102 @@ def test_cli_zones_errors_are_one_line(
     code = main(["zones", str(risk), "--neighbours", str(geo), "-o", out])
     err = capsys.readouterr().err.strip()
     assert code == 1 and "--key" in err and len(err.splitlines()) == 1
+
+
+# ------------------------------------------------- Phase II: blocks in municipalities
+
+
+@pytest.fixture(scope="module")
+def blocks_census(
+    projected: tuple[clrisk.Country, clrisk.RiskModel, clrisk.TerritoryRisk],
+) -> pd.DataFrame:
+    c, _, _ = projected
+    block = (c.census["hogar_id"] % 6).astype(str)
+    return c.census.assign(block=c.census["municipio"] + "-" + block)
+
+
+def test_blocks_scored_with_their_municipality_indicators(
+    tmp_path: Path,
+    projected: tuple[clrisk.Country, clrisk.RiskModel, clrisk.TerritoryRisk],
+    blocks_census: pd.DataFrame,
+) -> None:
+    """Phase II: territory="block" takes the indicators of the block's
+    municipality; blocks add up to the municipality's figures, intervals
+    included, and a Parquet path gives the same."""
+    c, model, muni = projected
+    assert c.spec.territory_features  # the model needs indicators
+    kwargs = dict(
+        territory="block", indicator_territory="municipio", region="municipio"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no coverage warning for the blocks
+        blocks = clrisk.predict(model, blocks_census, **kwargs, level_scope="region")
+    assert blocks.table["territory"].str.contains("-").all()
+    rolled = blocks.rollup().set_index("region")
+    whole = muni.table.set_index("territory").loc[rolled.index]
+    for col in ("n_children", "expected_count", "risk", "risk_low", "risk_high"):
+        np.testing.assert_allclose(rolled[col], whole[col], rtol=1e-10)
+    path = tmp_path / "blocks.parquet"
+    blocks_census.to_parquet(path)
+    streamed = clrisk.predict(model, path, **kwargs, chunk_size=997)
+    np.testing.assert_allclose(
+        streamed.table["expected_count"], blocks.table["expected_count"], rtol=1e-12
+    )
+    # zones of high-risk blocks, inside each municipality
+    codes = list(blocks.table["territory"])
+    pairs = pd.DataFrame(
+        list(itertools.pairwise(codes)),
+        columns=["territory", "neighbour"],
+    )
+    zones = intervention_zones(blocks, pairs, within_region=True)
+    assert (zones.zones["region"].str.count(",") == 0).all()
+    assert zones.zones["n_units"].sum() == (blocks.table["level"] == "high").sum()
+
+
+def test_rows_without_the_indicator_territory_follow_on_invalid(
+    projected: tuple[clrisk.Country, clrisk.RiskModel, clrisk.TerritoryRisk],
+    blocks_census: pd.DataFrame,
+) -> None:
+    _, model, _ = projected
+    frame = blocks_census.copy()
+    frame.loc[[3, 7], "municipio"] = None
+    kwargs = dict(territory="block", indicator_territory="municipio")
+    with pytest.raises(DataValidationError, match=r"'municipio'.*row 3"):
+        clrisk.predict(model, frame, **kwargs)
+    risk = clrisk.predict(model, frame, **kwargs, on_invalid="drop")
+    assert risk.quality.rejected == {"missing indicator territory in 'municipio'": 2}
+    frame.loc[5, "municipio"] = "99999"  # no indicators for it
+    with pytest.raises(DataValidationError, match="missing from the indicator table"):
+        clrisk.predict(model, frame.drop(index=[3, 7]), **kwargs)
+
+
+def test_cli_phase_two_blocks_then_zones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(__file__).resolve().parents[1]
+    census = pd.read_parquet(root / "datasets" / "demo" / "censo.parquet")
+    census["manzana"] = census["municipio"] + "-" + (census.index % 4).astype(str)
+    frame = tmp_path / "manzanas.parquet"
+    census.to_parquet(frame)
+    risk = tmp_path / "riesgo.csv"
+    assert main(["predict", str(frame), "--model",
+                 str(root / "models" / "demo" / "model.json"), "--territory",
+                 "manzana", "--indicator-territory", "municipio", "--region",
+                 "municipio", "--level-scope", "region", "--min-children", "0",
+                 "-o", str(risk), "--quiet"]) == 0  # fmt: skip
+    table = pd.read_csv(risk, dtype={"territory": str, "region": str})
+    assert len(table) == 4 * census["municipio"].nunique()
+    # each municipality's blocks in a row, neighbours in code order
+    pairs = tmp_path / "vecinos.csv"
+    codes = sorted(table["territory"])
+    pd.DataFrame({"territory": codes[:-1], "neighbour": codes[1:]}).to_csv(
+        pairs, index=False
+    )
+    out = tmp_path / "zonas.csv"
+    capsys.readouterr()
+    assert main(["zones", str(risk), "--neighbours", str(pairs), "--within-region",
+                 "-o", str(out), "--format", "json", "--quiet"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["selected_units"] == (table["level"] == "high").sum()
+    zones = pd.read_csv(out, dtype={"region": str})
+    assert not zones["region"].str.contains(",").any()
