@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 import warnings
@@ -234,6 +235,10 @@ def _add_sites(sub: Any) -> None:
         help="the spec feature holding sectors (default head_branch)",
     )
     cmd.add_argument("--volume", help="volume column of SITES (for exposure)")
+    cmd.add_argument(
+        "--region",
+        help="region column of FRAME: withhold as clrisk predict/report --region do",
+    )
     _on_invalid(cmd)
     _min_children(cmd, "the figures of territories (and sectors of a territory)")
     _output(cmd, "scored sites")
@@ -265,7 +270,14 @@ def _range(text: str | None) -> tuple[float, float] | None:
 
 
 def _decimal_arg(text: str) -> float:
-    """An option's number, with '.' or ',' as the decimal mark (argparse type)."""
+    """An option's number, with '.' or ',' as the decimal mark (argparse type);
+    ``12,000`` and ``12.000`` are refused: each could be twelve thousand or
+    twelve, depending on the locale."""
+    if re.fullmatch(r"\s*[-+]?[1-9]\d{0,2}([.,]\d{3})+\s*", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} could be read two ways: write 12000 or 12.0, without a "
+            "thousands separator"
+        )
     try:
         return float(text.replace(",", ".")) if text.count(",") <= 1 else float(text)
     except ValueError:
@@ -331,6 +343,11 @@ def _add_simulate(sub: Any) -> None:
     )
     cmd.add_argument(
         "--territories", help="only these territory codes, comma-separated"
+    )
+    cmd.add_argument(
+        "--region",
+        help="region column: withhold as clrisk predict/report --region do "
+        "(complements chosen within each region, whose totals are published)",
     )
     _on_invalid(cmd)
     _min_children(cmd)
@@ -1060,18 +1077,27 @@ def _simulate(args: argparse.Namespace) -> int:
         model, frame, [change], territory=args.territory, on_invalid=args.on_invalid
     )
     shown = scenario
-    if args.min_children > 0:  # the territories predict would withhold
-        probe = scenario.table[["territory", "n_children", "risk"]].assign(
-            risk_se=float("nan")
+    risk = None
+    if args.output.suffix.lower() == ".xlsx" or (args.min_children > 0 and args.region):
+        risk = predict(
+            model,
+            frame,
+            territory=args.territory,
+            region=args.region,
+            on_invalid=args.on_invalid,
         )
-        _, record = suppress(probe, min_children=args.min_children)
+    if args.min_children > 0:  # the territories predict would withhold
+        if risk is None:  # no regions: the scenario's own counts suffice
+            probe = scenario.table[["territory", "n_children", "risk"]].assign(
+                risk_se=float("nan")
+            )
+            _, record = suppress(probe, min_children=args.min_children)
+        else:
+            _, record = suppress(risk, min_children=args.min_children)
         if record.suppressed:
             _say(args, record.summary())
             shown = replace(scenario, table=_withhold(scenario.table, record))
-    if args.output.suffix.lower() == ".xlsx":
-        risk = predict(
-            model, frame, territory=args.territory, on_invalid=args.on_invalid
-        )
+    if risk is not None and args.output.suffix.lower() == ".xlsx":
         inputs = {"frame": args.frame, "model": args.model}
         path = _risk_workbook(args, risk, model, inputs, scenario=shown)
     else:
@@ -1135,6 +1161,7 @@ def _sites(args: argparse.Namespace) -> int:
         model,
         frame,
         territory=args.territory,
+        region=args.region,
         by=by,
         progress=progress,
         on_invalid=args.on_invalid,

@@ -282,7 +282,7 @@ class LocaleNumbers:
         """Rewrite `table` (indexed by row number in the file) in place,
         leaving its columns of `codes` (territory codes such as ``11.001``)
         as they are."""
-        grouped_now: list[str] = []
+        marks = {}  # what each column shows: gathered before any decision
         for col in table.columns:
             if col in codes:
                 continue
@@ -296,25 +296,30 @@ class LocaleNumbers:
             grouped = values.str.match(_GROUPED)
             comma = number & values.str.contains(",", regex=False)
             point = values.str.contains(".", regex=False) & ~grouped
-            shows_locale = comma | grouped
-            before = self.locale.get(str(col))
+            marks[str(col)] = (col, values, grouped, comma, point)
             self._evidence(str(col), values, comma, point, grouped)
+        self._check_file()
+        grouped_now: list[str] = []
+        for name, (col, values, grouped, comma, point) in marks.items():
+            text = table[col]
+            shows_locale = comma | grouped
+            before = self.locale.get(name)
             if (point.any() and (shows_locale.any() or before is True)) or (
                 shows_locale.any() and before is False
             ):
-                self._refuse(str(col), values, point if point.any() else shows_locale)
+                self._refuse(name, values, point if point.any() else shows_locale)
             if shows_locale.any():
-                self.locale[str(col)] = True
+                self.locale[name] = True
             elif point.any():
-                self.locale[str(col)] = False
-            if self.locale.get(str(col)):
+                self.locale[name] = False
+            if self.locale.get(name):
                 match = text.str.match(_LOCALE_NUMBER).fillna(False).astype(bool)
                 local = text.str.replace(".", "", regex=False).str.replace(
                     ",", ".", regex=False
                 )
                 table[col] = local.where(match, text)
-                if grouped.any() and str(col) not in self._warned:
-                    self._warned.add(str(col))
+                if grouped.any() and name not in self._warned:
+                    self._warned.add(name)
                     grouped_now.append(f"'{col}' (e.g. {values[grouped].iloc[0]!r})")
         if grouped_now:
             warnings.warn(
@@ -334,9 +339,7 @@ class LocaleNumbers:
         point: pd.Series,
         grouped: pd.Series,
     ) -> None:
-        """Keep what the file shows of its decimal mark; refuse a column read
-        only by '.' before three digits when the rest of a file whose mark
-        was guessed shows '.' as a decimal point and no decimal comma."""
+        """Keep what the file shows of its decimal mark."""
         if comma.any():
             self.seen_comma = True
         decimal_point = point & values.str.match(r"^\s*[-+]?\d*\.\d+\s*$")
@@ -344,6 +347,11 @@ class LocaleNumbers:
             self.seen_point = (col, str(values[decimal_point].iloc[0]))
         if grouped.any() and not comma.any() and not point.any():
             self.grouped_only.setdefault(col, str(values[grouped].iloc[0]))
+
+    def _check_file(self) -> None:
+        """Refuse a column read only by '.' before three digits when the rest
+        of a file whose mark was guessed shows '.' as a decimal point and no
+        decimal comma (judged on every column seen so far)."""
         point_at = self.seen_point
         if not self.guessed or self.seen_comma or point_at is None:
             return

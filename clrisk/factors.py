@@ -88,7 +88,9 @@ class FactorWeights:
             without scored children (or whose factors all sit at the national
             mean).
         """
-        areas = self.shares.columns.map(self.policy_areas)
+        areas = self.shares.columns.map(
+            lambda f: self.policy_areas.get(f) or "unassigned"
+        )
         summed = self.shares.T.groupby(areas, sort=False).sum(min_count=1).T
         return summed.reindex(columns=self.by_policy_area.columns)
 

@@ -897,7 +897,8 @@ def table_name(table: pd.DataFrame, default: str) -> str:
     whole by :func:`clrisk.io.read_table` (its rows are the file's), else
     `default`."""
     path = table.attrs.get("path")
-    if path and table.index.equals(pd.RangeIndex(len(table))):
+    whole = table.attrs.get("rows") == len(table)  # not filtered since
+    if path and whole and table.index.equals(pd.RangeIndex(len(table))):
         return f"'{path}'"
     return default
 

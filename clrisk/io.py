@@ -127,6 +127,7 @@ def read_table(
     try:
         table, info = _read(path, sep, encoding, decimal, sheet, codes)
         table.attrs["path"] = str(path)  # for messages naming the file
+        table.attrs["rows"] = len(table)  # ... while its rows are the file's
         return table, info
     except ClriskError:  # already clear (and a ValueError: let it through)
         raise

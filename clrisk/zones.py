@@ -45,6 +45,7 @@ from clrisk.exceptions import (
     InvalidParameterError,
     SchemaError,
 )
+from clrisk.features import table_name
 from clrisk.prioritise import _check_values, _children
 from clrisk.report import Boundaries
 from clrisk.scoring import TerritoryStats
@@ -139,14 +140,19 @@ def contiguity(
     boundaries : Boundaries
         From :func:`clrisk.report.read_boundaries`.
     rule : {"queen", "rook"}, default "queen"
-        Two areas are neighbours when they share a boundary point ("queen") or
-        a boundary segment between two shared points ("rook").
+        Two areas are neighbours when their rings share a vertex ("queen"), or
+        a segment between two consecutive shared vertices ("rook") — the
+        vertex-based contiguity of GIS tools such as GeoDa. Areas that touch
+        without a common vertex (one's vertex in the middle of the other's
+        edge, a "T-junction") are not found: boundaries cut from one topology,
+        as census cartography is, have none.
     snap : float >= 0, default 0
         Coordinates are rounded to the nearest multiple of `snap` before they
         are compared (in the file's units: degrees or metres); 0 compares them
-        exactly, which suits boundaries cut from one topology (as census
-        cartography is). Use a small `snap` for boundaries whose shared points
-        differ in the last digits.
+        exactly. Use a small `snap` for boundaries whose shared vertices
+        differ in the last digits; two vertices closer than `snap` but on
+        either side of a half-multiple still round apart, so check the
+        neighbours of a few areas (``n_neighbours`` of the zones' units).
 
     Returns
     -------
@@ -272,7 +278,8 @@ def intervention_zones(
     within_region : bool, default False
         Keep zones inside regions (e.g. municipalities): units of different
         regions are not joined even where they touch. Needs a ``region``
-        column.
+        column; units without a region count as one more region,
+        ``"(no region)"`` (as in :func:`clrisk.reliability.suppress`).
 
     Returns
     -------
@@ -313,9 +320,9 @@ def intervention_zones(
     selected, rule = _select(risk, table, rate, has_data, levels, min_risk)
     a, b = _links(neighbours, codes)
     n = len(codes)
-    n_neighbours = np.bincount(np.r_[a, b], minlength=n)
+    n_neighbours = np.bincount(np.r_[a, b], minlength=n)  # a pair counted once
     if within_region:
-        region = table["region"].astype(object).to_numpy()
+        region = _region_labels(table)
         same = pd.Series(region[a]).eq(pd.Series(region[b])).to_numpy()
         a, b = a[same], b[same]
     both = selected[a] & selected[b]
@@ -459,12 +466,17 @@ def _top_level(
 def _links(neighbours: Any, codes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Neighbour pairs as positions in `codes` (pairs with unknown codes
     dropped, with a warning)."""
+    where = ""
     if isinstance(neighbours, Boundaries):
         pairs = contiguity(neighbours)
         a, b, what = pairs["territory"], pairs["neighbour"], "boundaries"
     elif isinstance(neighbours, pd.DataFrame):
         a, b = _pair_columns(neighbours)
         what = "neighbour table"
+        where = table_name(neighbours, "the neighbour table")
+        # a unit listed without a neighbour (an island, as GIS tools write it)
+        island = _blank(b) & ~_blank(a)
+        a, b = a[~island], b[~island]
     elif isinstance(neighbours, Mapping):
         left, right = [], []
         for code, near in neighbours.items():
@@ -486,15 +498,18 @@ def _links(neighbours: Any, codes: Sequence[str]) -> tuple[np.ndarray, np.ndarra
             f"{type(neighbours).__name__}."
         )
     for side in (a, b):
-        bad = [v for v in side.tolist() if not isinstance(v, str)]
-        if bad:
+        text = np.array([isinstance(v, str) and v != "" for v in side.tolist()])
+        if len(text) and not text.all():
+            rows = side.index[~text]
             raise DataValidationError(
                 column=str(side.name) if side.name is not None else "neighbours",
                 problem=f"neighbour codes that are missing or not text in the {what}",
-                n_bad=len(bad),
-                examples=[repr(v) for v in bad],
-                fix="Codes are text and leading zeros matter ('05001', not 5001): "
-                "read the codes as text.",
+                n_bad=int((~text).sum()),
+                examples=[f"row {i}: {side[i]!r}" for i in rows[:5]],
+                fix="Give every pair two codes as text (leading zeros matter: "
+                "'05001', not 5001); a unit without neighbours may be listed "
+                "with its neighbour blank.",
+                where=where if what == "neighbour table" else "",
             )
     index = pd.Index(codes)
     ia, ib = index.get_indexer(a), index.get_indexer(b)
@@ -502,10 +517,11 @@ def _links(neighbours: Any, codes: Sequence[str]) -> tuple[np.ndarray, np.ndarra
     known = (ia >= 0) & (ib >= 0)
     if len(a) and not known.any():
         raise DataValidationError(
-            column="territory",
+            column=str(a.name) if a.name is not None else "territory",
             problem=f"no pair of the {what} joins two units of the risk table",
-            n_bad=len(unknown),
+            n_bad=0,  # the codes as a whole do not match, not some rows
             examples=unknown,
+            where=where,
             fix="Check that both use the same codes, as text"
             + _zeros_hint(unknown, codes)
             + ".",
@@ -520,7 +536,21 @@ def _links(neighbours: Any, codes: Sequence[str]) -> tuple[np.ndarray, np.ndarra
         )
     a_pos, b_pos = ia[known], ib[known]
     distinct = a_pos != b_pos  # a unit is not its own neighbour
-    return a_pos[distinct].astype(np.int64), b_pos[distinct].astype(np.int64)
+    lo = np.minimum(a_pos, b_pos)[distinct].astype(np.int64)
+    hi = np.maximum(a_pos, b_pos)[distinct].astype(np.int64)
+    # each pair once, whichever order and however often it is listed
+    pairs = (
+        np.unique(np.stack([lo, hi], axis=1), axis=0)
+        if len(lo)
+        else np.empty((0, 2), dtype=np.int64)
+    )
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _blank(values: pd.Series) -> np.ndarray:
+    """Missing or empty-text entries."""
+    out: np.ndarray = (values.isna() | values.astype(str).str.strip().eq("")).to_numpy()
+    return out
 
 
 def _pair_columns(pairs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -548,6 +578,17 @@ def _zeros_hint(unknown: Sequence[str], codes: Sequence[str]) -> str:
 # --------------------------------------------------------------------------- #
 # The zones
 # --------------------------------------------------------------------------- #
+
+
+NO_REGION = "(no region)"
+
+
+def _region_labels(table: pd.DataFrame) -> np.ndarray:
+    """Each unit's region as text; units without one share the region
+    ``"(no region)"``, as in :func:`clrisk.reliability.suppress`."""
+    return np.array(
+        [NO_REGION if pd.isna(v) else str(v) for v in table["region"]], dtype=object
+    )
 
 
 def _number_zones(
@@ -617,7 +658,7 @@ def _zone_table(
     }
     has_region = "region" in table.columns
     if has_region:
-        parts["region"] = table["region"].astype(str).to_numpy()[inside]
+        parts["region"] = _region_labels(table)[inside]
     frame = pd.DataFrame(parts)
     g = frame.groupby("zone", sort=True)
     out = pd.DataFrame({"zone": np.arange(1, int(zone.max(initial=0)) + 1)})

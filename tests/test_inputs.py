@@ -526,3 +526,26 @@ def test_code_columns_are_kept_as_written(tmp_path: Path) -> None:
     assert table["x"].tolist() == ["1.5", "2.5", "3"]
     with pytest.raises(DataValidationError, match="'municipio'"):
         read_table(path)  # without knowing: '.' both ways in one column
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [["poblacion", "cuestionario", "tasa"], ["tasa", "cuestionario", "poblacion"]],
+)
+def test_the_decimal_mark_is_judged_on_every_column(
+    tmp_path: Path, columns: list[str]
+) -> None:
+    """A decimal comma anywhere in the file settles it, whatever the column
+    order (review of 2026-12-02: a column to the right was never seen)."""
+    values = {"poblacion": ["12.345", "980"], "cuestionario": ["2.1", "2.1"],
+              "tasa": ["3,5", "12,25"]}  # fmt: skip
+    frame = pd.DataFrame(
+        {"codigo": ["05001", "05002"], **{c: values[c] for c in columns}}
+    )
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, sep=";", index=False)
+    with pytest.warns(ClriskWarning, match="'poblacion'"):
+        table, _ = read_table(path)
+    assert table["poblacion"].tolist() == ["12345", "980"]
+    assert table["tasa"].tolist() == ["3.5", "12.25"]
+    assert table["cuestionario"].tolist() == ["2.1", "2.1"]

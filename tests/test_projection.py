@@ -242,6 +242,26 @@ def test_gaps_sum_to_mean_linear_predictor_gap(
         np.testing.assert_allclose(areas[area], direct, rtol=1e-12)
 
 
+def test_policy_area_shares_keep_features_without_an_area(
+    small: clrisk.Country,
+) -> None:
+    """A feature without a policy area counts under "unassigned" in the shares
+    as in by_policy_area (review of 2026-12-02: it was lost)."""
+    import dataclasses
+
+    feats = [
+        dataclasses.replace(f, policy_area="") if f.name == "household_size" else f
+        for f in small.spec.features
+    ]
+    spec = dataclasses.replace(small.spec, features=tuple(feats))
+    model = clrisk.RiskModel(spec).fit(small.survey, **small.fit_kwargs)
+    f = clrisk.predict(model, small.census, **small.predict_kwargs).factors
+    areas = f.policy_area_shares
+    assert "unassigned" in areas.columns
+    np.testing.assert_allclose(areas.sum(axis=1), 100.0)
+    np.testing.assert_allclose(areas["unassigned"], f.shares["household_size"])
+
+
 def test_gaps_do_not_depend_on_the_reference_level(
     small: clrisk.Country, small_risk: clrisk.TerritoryRisk
 ) -> None:

@@ -317,6 +317,23 @@ def test_options_take_a_decimal_comma(
     assert main(["prioritise", str(risk), "--coverage", "0,5", "-o", str(plan),
                  "--format", "json", "--quiet"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["covered_share"] >= 0.5
+    # twelve thousand or twelve? refused, not guessed (review of 2026-12-02)
+    for budget in ("12,000", "12.000"):
+        with pytest.raises(SystemExit) as stop:
+            main(["prioritise", str(risk), "--budget", budget, "-o", str(plan)])
+        assert stop.value.code == 2
+        assert "could be read two ways" in capsys.readouterr().err
+
+
+def test_a_filtered_table_is_not_named_as_its_file(tmp_path: Path) -> None:
+    """Row numbers of a table filtered after reading are not the file's: the
+    message names "the survey table", not the file with a wrong row."""
+    from clrisk.features import table_name
+
+    table, _ = read_table(DATA / "encuesta_hogares.csv")
+    assert table_name(table, "x") == f"'{DATA / 'encuesta_hogares.csv'}'"
+    kept = table[table["edad"] != "5"].reset_index(drop=True)
+    assert table_name(kept, "the survey table") == "the survey table"
 
 
 def test_sites_name_codes_that_lost_their_leading_zeros() -> None:
@@ -420,3 +437,33 @@ def test_check_validates_an_indicator_table(
     pd.concat([indicators, indicators.head(1)]).to_csv(bad, index=False)
     assert main(["check", str(bad), "--spec", spec]) == 1
     assert "repeated territory codes" in _one_line_error(capsys)
+
+
+@pytest.mark.filterwarnings("ignore::clrisk.exceptions.CoverageWarning")
+def test_simulate_and_sites_withhold_with_regions_as_predict_does(
+    tmp_path: Path,
+) -> None:
+    """With --region, predict and report choose complements within regions
+    (whose totals they publish); simulate and sites now do the same
+    (review of 2026-12-02: they chose national complements, so one could be
+    recovered from a region total)."""
+    census = pd.read_parquet(DATA / "censo.parquet")
+    frame = tmp_path / "censo.parquet"
+    census[census["municipio"] != "38019"].to_parquet(frame)
+    common = ["--model", MODEL, "--territory", "municipio", "--region",
+              "departamento", "--min-children", "100", "--quiet"]  # fmt: skip
+    pred, sim, scored = (tmp_path / n for n in ("p.csv", "s.csv", "sites.csv"))
+    assert main(["predict", str(frame), *common, "-o", str(pred)]) == 0
+    assert main(["simulate", str(frame), *common, "--set", "attends_school=yes",
+                 "-o", str(sim)]) == 0  # fmt: skip
+    p = pd.read_csv(pred, dtype={"territory": str})
+    s = pd.read_csv(sim, dtype={"territory": str})
+    withheld = set(p.loc[p["suppressed"], "territory"])
+    assert len(withheld) >= 2
+    assert set(s.loc[s["suppressed"], "territory"]) == withheld
+    sites = tmp_path / "sites_in.csv"
+    pd.DataFrame({"territory": sorted(withheld)}).to_csv(sites, index=False)
+    assert main(["sites", str(sites), "--frame", str(frame), *common,
+                 "-o", str(scored)]) == 0  # fmt: skip
+    out = pd.read_csv(scored, dtype={"territory": str})
+    assert out["status"].str.startswith("territory withheld").all()

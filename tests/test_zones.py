@@ -546,3 +546,47 @@ def test_cli_phase_two_blocks_then_zones(
     assert summary["selected_units"] == (table["level"] == "high").sum()
     zones = pd.read_csv(out, dtype={"region": str})
     assert not zones["region"].str.contains(",").any()
+
+
+def test_units_without_a_region_form_one_region() -> None:
+    """Review of 2026-12-02: a selected unit without a region raised a bare
+    TypeError; it now counts in the region "(no region)", as suppress does."""
+    table = _planted_table()
+    table.loc[table["territory"].isin(_blob(SQUARE)), "region"] = None
+    pairs = pd.DataFrame(sorted(_grid_pairs(ROWS, COLS, queen=True)))
+    for within in (False, True):
+        zones = intervention_zones(table, pairs, within_region=within)
+        assert _blob(SQUARE) in _zone_sets(zones)
+        assert "(no region)" in set(zones.zones["region"])
+
+
+def test_each_pair_counts_once_and_islands_are_allowed() -> None:
+    table = _planted_table()
+    once = sorted(_grid_pairs(ROWS, COLS, queen=False))
+    pairs = pd.DataFrame(once, columns=["territory", "neighbour"])
+    swapped = pairs.rename(columns={"territory": "neighbour", "neighbour": "territory"})
+    both = pd.concat([pairs, swapped])
+    # a unit written without a neighbour (an island, as GIS tools list it)
+    island = pd.DataFrame({"territory": ["99000"], "neighbour": [None]})
+    table = pd.concat(
+        [table, table.tail(1).assign(territory="99000")], ignore_index=True
+    )
+    a = intervention_zones(table, pairs).units.set_index("territory")
+    b = intervention_zones(table, pd.concat([both, island])).units.set_index(
+        "territory"
+    )
+    pd.testing.assert_series_equal(a["n_neighbours"], b["n_neighbours"])
+    assert a.loc[_code(3, 3), "n_neighbours"] == 4  # an inner cell: 4 rook pairs
+    assert b.loc["99000", "n_neighbours"] == 0
+
+
+def test_a_pair_without_its_first_code_names_the_row(tmp_path: Path) -> None:
+    from clrisk.io import read_table
+
+    path = tmp_path / "vecinos.csv"
+    path.write_text(
+        f"territory,neighbour\n{_code(0, 0)},{_code(0, 1)}\n,{_code(0, 2)}\n"
+    )
+    pairs, _ = read_table(path)
+    with pytest.raises(DataValidationError, match=r"vecinos\.csv.*row 1"):
+        intervention_zones(_planted_table(), pairs)
