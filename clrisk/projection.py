@@ -102,8 +102,9 @@ def predict(
         Breakdown variables: names of binary/categorical features of the spec
         (harmonised levels, e.g. ``"sex"``) or columns of the frame. When one
         is a binary individual feature of the policy area "gender", the table
-        gets ``gender_gap``: its second level's risk minus its reference's
-        (girls minus boys, in points; intervals from :meth:`TerritoryRisk.gap`).
+        gets ``gender_gap``: its second level's risk minus its first level's,
+        whichever is the reference (with levels ``("male", "female")``, girls
+        minus boys, in points; intervals from :meth:`TerritoryRisk.gap`).
     region : str, optional
         Region column of the frame, for roll-ups and per-region levels.
     indicators : DataFrame, optional
