@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
@@ -269,11 +270,15 @@ def _range(text: str | None) -> tuple[float, float] | None:
     return _number(low, "--age-range"), _number(high, "--age-range")
 
 
+# "1,000" / "1.000": a thousand or one, depending on the locale
+_AMBIGUOUS = r"\s*[-+]?[1-9]\d{0,2}([.,]\d{3})+\s*"
+
+
 def _decimal_arg(text: str) -> float:
     """An option's number, with '.' or ',' as the decimal mark (argparse type);
     ``12,000`` and ``12.000`` are refused: each could be twelve thousand or
     twelve, depending on the locale."""
-    if re.fullmatch(r"\s*[-+]?[1-9]\d{0,2}([.,]\d{3})+\s*", text):
+    if re.fullmatch(_AMBIGUOUS, text):
         raise argparse.ArgumentTypeError(
             f"{text!r} could be read two ways: write 12000 or 12.0, without a "
             "thousands separator"
@@ -285,7 +290,13 @@ def _decimal_arg(text: str) -> float:
 
 
 def _number(text: str, what: str) -> float:
-    """A number given on the command line (``.`` or ``,`` as decimal mark)."""
+    """A number given on the command line (``.`` or ``,`` as decimal mark;
+    ``1,000`` and ``1.000`` are refused as ambiguous)."""
+    if re.fullmatch(_AMBIGUOUS, text):
+        raise InvalidParameterError(
+            f"{what} got {text!r}, which could be read two ways: write 1000 or "
+            "1.0, without a thousands separator."
+        )
     try:
         value = float(text.replace(",", "."))
     except ValueError:
@@ -739,7 +750,7 @@ _RISK_CODES = ("territory", "region", "level", "lead_policy_area")
 
 def _check(args: argparse.Namespace) -> int:
     spec = FeatureSpec.from_toml(args.spec)
-    table = _read(args, args.file, _spec_codes(spec))
+    table = _read(args, args.file, [*_spec_codes(spec), args.territory])
     if args.source == INDICATORS or (
         args.source is None and _is_indicator_table(spec, table)
     ):
@@ -1086,31 +1097,56 @@ def _simulate(args: argparse.Namespace) -> int:
             region=args.region,
             on_invalid=args.on_invalid,
         )
+    _say(args, "row accounting:\n  " + scenario.quality.summary().replace("\n", "\n  "))
+    national_shown = True
     if args.min_children > 0:  # the territories predict would withhold
-        if risk is None:  # no regions: the scenario's own counts suffice
-            probe = scenario.table[["territory", "n_children", "risk"]].assign(
-                risk_se=float("nan")
-            )
-            _, record = suppress(probe, min_children=args.min_children)
-        else:
-            _, record = suppress(risk, min_children=args.min_children)
+        # the scenario's own counts (its rows are the ones shown), with the
+        # regions predict --region finds, so complements are chosen as there
+        probe = scenario.table[["territory", "n_children", "risk"]].assign(
+            risk_se=float("nan")
+        )
+        if risk is not None and risk.regions is not None:
+            probe["region"] = probe["territory"].map(risk.regions)
+        _, record = suppress(probe, min_children=args.min_children)
         if record.suppressed:
             _say(args, record.summary())
             shown = replace(scenario, table=_withhold(scenario.table, record))
+        # territories outside --territories change by 0: a lone withheld one
+        # among the changed would be the national change minus the others'
+        changed = set(change.get("territories") or scenario.table["territory"])
+        national_shown = len(changed & set(record.suppressed)) != 1
+        if not national_shown:
+            figures = [c for c in shown.national.columns if c != "scope"]
+            blank = shown.national.copy()
+            _blank(blank, figures, np.ones(len(blank), dtype=bool))
+            shown = replace(shown, national=blank)
     if risk is not None and args.output.suffix.lower() == ".xlsx":
         inputs = {"frame": args.frame, "model": args.model}
         path = _risk_workbook(args, risk, model, inputs, scenario=shown)
     else:
         path = write_table(shown.table, args.output)
     _say(args, f"wrote {path}")
-    nat = scenario.national.iloc[0]
-    summary = {
+    q = scenario.quality
+    summary: dict[str, Any] = {
         "output": str(path),
-        "change": float(nat["change"]),
-        "change_low": float(nat["change_low"]),
-        "change_high": float(nat["change_high"]),
-        "expected_count": float(nat["expected_count"]),
+        "rows_read": q.rows_read,
+        "rows_scored": q.rows_used,
+        "rejected": q.rejected,
     }
+    if not national_shown:
+        note = (
+            "The national change is withheld: it would give back the change of "
+            "a withheld territory."
+        )
+        summary["national"] = "withheld"
+        return _emit(args, summary, note)
+    nat = scenario.national.iloc[0]
+    summary.update(
+        change=float(nat["change"]),
+        change_low=float(nat["change_low"]),
+        change_high=float(nat["change_high"]),
+        expected_count=float(nat["expected_count"]),
+    )
     return _emit(args, summary, shown.summary())
 
 
@@ -1167,6 +1203,7 @@ def _sites(args: argparse.Namespace) -> int:
         on_invalid=args.on_invalid,
     )
     progress.close()
+    _say(args, "row accounting:\n  " + risk.quality.summary().replace("\n", "\n  "))
     out = score_sites(
         sites,
         risk,
@@ -1188,6 +1225,9 @@ def _sites(args: argparse.Namespace) -> int:
         "output": str(path),
         "sites": len(out),
         "status": {str(k): int(v) for k, v in counts.items()},
+        "frame_rows_read": risk.quality.rows_read,
+        "frame_rows_scored": risk.quality.rows_used,
+        "frame_rejected": risk.quality.rejected,
     }
     return _emit(args, summary, out.to_string(index=False, max_rows=20))
 

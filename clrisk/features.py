@@ -338,10 +338,11 @@ def encode(
                 empty,
                 "empty row",
                 "(every column)",
-                "empty rows",
+                "rows with every column read missing",
                 rows,
-                "Delete them (e.g. blank lines at the end of a spreadsheet export), "
-                "or pass on_invalid='drop' to reject those rows.",
+                "Delete them if they are blank lines (e.g. at the end of a "
+                "spreadsheet export), else fill them in; or pass on_invalid='drop' "
+                "to reject those rows.",
             )
             if not mask.any():
                 return
@@ -466,6 +467,10 @@ def encode(
                 "Every row needs it; or pass on_invalid='drop'.",
             )
             join_missing = join_missing | missing
+            _check_nested(
+                terr_index, territories, join_index, join_codes, territory, join_col,
+                where,
+            )  # fmt: skip
         if missing.any():
             terr_index = np.where(missing, 0, terr_index)
         if spec.territory_features:
@@ -925,6 +930,41 @@ def _strict_rejecter(where: str, labels: np.ndarray) -> Any:
             )
 
     return reject
+
+
+def _check_nested(
+    terr_index: np.ndarray,
+    territories: np.ndarray,
+    join_index: np.ndarray,
+    join_codes: np.ndarray,
+    territory: str,
+    join_col: str,
+    where: str,
+) -> None:
+    """Refuse territories that lie in several units of `join_col` (block
+    codes numbered within each municipality, "001" in many): their rows would
+    be summed across those units. Always an error: a problem of the codes,
+    not of some rows."""
+    ok = (terr_index >= 0) & (join_index >= 0)
+    k = len(join_codes) + 1
+    pairs = np.unique(terr_index[ok].astype(np.int64) * k + join_index[ok])
+    t_of = pairs // k
+    split = np.unique(t_of[1:][t_of[1:] == t_of[:-1]])
+    if len(split) == 0:
+        return
+    examples = []
+    for t in split[:3]:
+        units = join_codes[pairs[t_of == t] % k]
+        examples.append(f"'{territories[t]}' in {', '.join(map(repr, units[:3]))}")
+    raise DataValidationError(
+        column=territory,
+        problem=f"{len(split):,} territories lie in several units of "
+        f"'{join_col}', whose indicators they take (e.g. {'; '.join(examples)})",
+        n_bad=0,  # a problem of the codes, not of some rows
+        fix=f"Give each territory a code unique in the country (e.g. the "
+        f"'{join_col}' code followed by the block number).",
+        where=where,
+    )
 
 
 def _empty_rows(table: pd.DataFrame, mask: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +34,7 @@ import scipy.stats as st
 from clrisk.exceptions import CoverageWarning, InvalidParameterError
 from clrisk.features import CodedFrame, Policy, Workspace
 from clrisk.projection import Pieces, _file_pieces, _Pass, _pieces
+from clrisk.quality import DataQuality
 from clrisk.spec import FeatureSpec
 from clrisk.stream import is_file_source, open_frame
 from clrisk.territory import ModelView
@@ -102,12 +103,15 @@ class Scenario:
         The same for the whole frame (one row).
     changes : tuple of Change
     alpha : float
+    quality : DataQuality
+        Rows read, scored and rejected (with ``on_invalid="drop"``), by reason.
     """
 
     table: pd.DataFrame
     national: pd.DataFrame
     changes: tuple[Change, ...]
     alpha: float
+    quality: DataQuality = field(default_factory=DataQuality)
 
     def __repr__(self) -> str:
         return (
@@ -196,6 +200,8 @@ def simulate(
         pass_.source = pass_.source or view.spec.detect_source(
             src.columns, prefer=view.spec.frame_source
         )
+        # the columns to read need the territory column now, as in predict
+        pass_.territory = pass_.territory or view.spec.territory.get(pass_.source)
         pieces: Pieces = _file_pieces(src, pass_, chunk_size)
     else:
         pieces = _pieces(frame, chunk_size)
@@ -205,9 +211,11 @@ def simulate(
     base_totals, moved_totals = pass_.totals(), pass_.totals()
     share_of: dict[str, np.ndarray] = {}  # for a share= change
     space = Workspace()  # each piece is used before the next is coded
+    quality = DataQuality()
     with closing(pieces) as rows:  # an error here stops a file's reader
         for offset, chunk, where in rows:
             _, coded = pass_.prepare(chunk, offset, where, space)
+            quality = quality + coded.quality
             if coded.n == 0:
                 continue
             assert coded.territory is not None
@@ -227,7 +235,8 @@ def simulate(
     share = np.array([share_of.get(t, np.zeros(2)) for t in index]).reshape(-1, 2)
     _check_territories(todo, index)
     q = _move_probability(todo[0], share)
-    return _scenario(view, index, base.sums, moved.sums, q, todo, alpha)
+    result = _scenario(view, index, base.sums, moved.sums, q, todo, alpha)
+    return replace(result, quality=quality)
 
 
 # --------------------------------------------------------------------- private

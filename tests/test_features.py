@@ -936,7 +936,9 @@ def test_empty_rows_are_rejected_as_empty(country: clrisk.Country) -> None:
         "empty row": 2,
     }
     assert coded.n == 49
-    with pytest.raises(DataValidationError, match=r"empty rows \(2 rows.*row 50"):
+    with pytest.raises(
+        DataValidationError, match=r"every column read missing \(2 rows.*row 50"
+    ):
         _encode_survey(country, table)
     with pytest.raises(DataValidationError, match=r"missing values.*row 3"):
         _encode_survey(country, table.drop(index=[50, 51]))

@@ -289,7 +289,7 @@ def test_fit_takes_on_invalid(
             str(DATA / "indicadores.xlsx"), "-o", str(tmp_path / "m.json")]  # fmt: skip
     assert main(argv) == 1
     err = _one_line_error(capsys)
-    assert "empty rows (2 rows" in err and "--on-invalid drop" in err
+    assert "every column read missing (2 rows" in err and "--on-invalid drop" in err
     assert main([*argv, "--on-invalid", "drop", "--quiet"]) == 0
     model = clrisk.load_model(tmp_path / "m.json")
     assert model.quality_.rows_rejected == 2
@@ -467,3 +467,41 @@ def test_simulate_and_sites_withhold_with_regions_as_predict_does(
                  "-o", str(scored)]) == 0  # fmt: skip
     out = pd.read_csv(scored, dtype={"territory": str})
     assert out["status"].str.startswith("territory withheld").all()
+
+
+def test_simulate_hides_the_national_change_of_one_withheld_territory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --territories naming one withheld territory, the national change
+    is that territory's change: withheld too (review of 2026-12-02)."""
+    withheld = sorted(_withheld_by_predict(tmp_path, 400))
+    out = tmp_path / "sim.csv"
+    capsys.readouterr()
+    assert main(["simulate", str(DATA / "censo.parquet"), "--model", MODEL,
+                 "--territory", "municipio", "--set", "attends_school=yes",
+                 "--territories", withheld[0], "--min-children", "400",
+                 "-o", str(out), "--format", "json", "--quiet"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["national"] == "withheld" and "change" not in summary
+    table = pd.read_csv(out, dtype={"territory": str})
+    assert table.loc[table["territory"] == withheld[0], "change"].isna().all()
+    assert summary["rows_read"] == summary["rows_scored"] > 0
+
+
+def test_simulate_a_parquet_file_without_territory_option(tmp_path: Path) -> None:
+    """The spec's territory column is used, as predict uses it."""
+    model = clrisk.load_model(MODEL)
+    scenario = clrisk.simulate(
+        model, DATA / "censo.parquet", {"feature": "attends_school", "set": "yes"}
+    )
+    assert scenario.quality.rows_read == scenario.quality.rows_used > 0
+    assert len(scenario.table) > 1
+
+
+def test_number_values_refuse_a_thousands_separator(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["simulate", str(DATA / "censo.parquet"), "--model", MODEL,
+                 "--territory", "municipio", "--shift", "household_size=1,000",
+                 "-o", "x.csv"])  # fmt: skip
+    assert code == 1 and "could be read two ways" in _one_line_error(capsys)

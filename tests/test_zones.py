@@ -511,7 +511,7 @@ def test_rows_without_the_indicator_territory_follow_on_invalid(
         clrisk.predict(model, frame, **kwargs)
     risk = clrisk.predict(model, frame, **kwargs, on_invalid="drop")
     assert risk.quality.rejected == {"missing indicator territory in 'municipio'": 2}
-    frame.loc[5, "municipio"] = "99999"  # no indicators for it
+    frame.loc[5, ["municipio", "block"]] = ["99999", "99999-0"]  # no indicators
     with pytest.raises(DataValidationError, match="missing from the indicator table"):
         clrisk.predict(model, frame.drop(index=[3, 7]), **kwargs)
 
@@ -590,3 +590,16 @@ def test_a_pair_without_its_first_code_names_the_row(tmp_path: Path) -> None:
     pairs, _ = read_table(path)
     with pytest.raises(DataValidationError, match=r"vecinos\.csv.*row 1"):
         intervention_zones(_planted_table(), pairs)
+
+
+def test_blocks_numbered_within_each_municipality_are_refused(
+    projected: tuple[clrisk.Country, clrisk.RiskModel, clrisk.TerritoryRisk],
+) -> None:
+    """Block "001" of every municipality would be summed into one territory,
+    each child with its own municipality's indicators (review of 2026-12-02)."""
+    c, model, _ = projected
+    frame = c.census.assign(manzana=(c.census["hogar_id"] % 5).astype(str))
+    with pytest.raises(DataValidationError, match="lie in several units of"):
+        clrisk.predict(
+            model, frame, territory="manzana", indicator_territory="municipio"
+        )
