@@ -438,33 +438,33 @@ def encode(
     terr_index: np.ndarray | None = None
     territories = np.array([], dtype=object)
     if territory is not None:
-        terr_index, territories = _sorted_text_codes(
-            table[territory], space.array("territory", (n, 1), np.int64)[:, 0]
-        )
-        missing = terr_index < 0
-        reject(
-            missing,
-            f"missing territory in '{territory}'",
-            territory,
-            "missing territory codes",
-            [f"row {r}" for r in _first_rows(missing, numbering)],
-            "Every row needs a territory code; or pass on_invalid='drop'.",
+
+        def code_column(column: str, slot: str, what: str) -> tuple[Any, Any, Any]:
+            """Sorted codes of a code column; rows without one rejected."""
+            index, codes_ = _sorted_text_codes(
+                table[column], space.array(slot, (n, 1), np.int64)[:, 0]
+            )
+            absent = index < 0
+            reject(
+                absent,
+                f"missing {what} in '{column}'",
+                column,
+                f"missing {what} codes",
+                [f"row {r}" for r in _first_rows(absent, numbering)],
+                f"Every row needs {'an' if what[0] in 'aeiou' else 'a'} {what} "
+                "code; or pass on_invalid='drop'.",
+            )
+            return index, codes_, absent
+
+        terr_index, territories, missing = code_column(
+            territory, "territory", "territory"
         )
         join_index, join_codes, join_col = terr_index, territories, territory
         join_missing = missing
         if spec.territory_features and indicator_territory is not None:
             join_col = indicator_territory
-            join_index, join_codes = _sorted_text_codes(
-                table[join_col], space.array("join", (n, 1), np.int64)[:, 0]
-            )
-            join_missing = join_index < 0
-            reject(
-                join_missing,
-                f"missing indicator territory in '{join_col}'",
-                join_col,
-                "missing codes of the territory the indicators are keyed by",
-                [f"row {r}" for r in _first_rows(join_missing, numbering)],
-                "Every row needs it; or pass on_invalid='drop'.",
+            join_index, join_codes, join_missing = code_column(
+                join_col, "join", "indicator territory"
             )
             join_missing = join_missing | missing
             _check_nested(

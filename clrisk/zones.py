@@ -46,14 +46,13 @@ from clrisk.exceptions import (
     SchemaError,
 )
 from clrisk.features import table_name
-from clrisk.prioritise import _check_values, _children
+from clrisk.prioritise import _REQUIRED, _check_values, _children
 from clrisk.report import Boundaries
 from clrisk.scoring import TerritoryStats
 
 __all__ = ["InterventionZones", "contiguity", "intervention_zones"]
 
 RULES = ("queen", "rook")
-_REQUIRED = ("territory", "n_children", "expected_count", "risk")
 
 
 @dataclass(frozen=True, repr=False)
