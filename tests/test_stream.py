@@ -333,3 +333,59 @@ def test_read_ahead_keeps_order_and_raises_where_the_error_is() -> None:
     assert next(reader) == 0
     reader.close()  # the caller stops: the background reader ends too
     assert not any(t.name == "clrisk-read-ahead" for t in threading.enumerate())
+
+
+def _rss_file_kib() -> int:
+    """Resident pages of mapped files in this process (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssFile line")  # pragma: no cover
+
+
+def test_parquet_row_groups_read_are_released(tmp_path: Path) -> None:
+    """A Parquet file is read memory-mapped (no copy of its column chunks);
+    the pages of row groups already read leave the process's resident memory,
+    so it holds about one row group of the file, not the whole file read so
+    far. The batches are those of an ordinary read."""
+    from clrisk.stream import _Mapping, _row_group_starts
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("resident memory by mapped file is read from Linux's /proc")
+    rng = np.random.default_rng(0)
+    n, groups = 400_000, 8
+    table = pd.DataFrame({f"x{i}": rng.random(n) for i in range(12)})  # 38 MB
+    path = tmp_path / "big.parquet"
+    pq.write_table(
+        pa.Table.from_pandas(table),
+        path,
+        row_group_size=n // groups,
+        compression="none",
+        use_dictionary=False,  # row groups start at their first data page
+    )
+    meta = pq.ParquetFile(path).metadata
+    done = _row_group_starts(meta)
+    first = [meta.row_group(k).column(0).data_page_offset for k in range(groups)]
+    assert done(0) == first[0] and done(n // groups - 1) == first[0]
+    assert [done(k * n // groups) for k in range(1, groups)] == first[1:]
+    assert _Mapping.open(path) is not None
+    src = open_frame(path)
+    before = _rss_file_kib()
+    read, grown_mib = [], 0.0
+    for _offset, batch in src.batches(list(table.columns), 70_000, ()):
+        grown_mib = max(grown_mib, (_rss_file_kib() - before) / 1024)
+        read.append(batch)
+    # batches kept after their pages were handed back still hold their data
+    pd.testing.assert_frame_equal(pd.concat(read, ignore_index=True), table)
+    assert path.stat().st_size > 36 * 2**20
+    # without handing pages back: about 36 MiB by the end; with: about 11
+    assert grown_mib < 20, f"{grown_mib:.1f} MiB of the file were resident"
+
+
+def test_empty_parquet_file_is_a_clear_error(
+    model: clrisk.RiskModel, country: clrisk.Country, tmp_path: Path
+) -> None:
+    path = tmp_path / "empty.parquet"
+    path.write_bytes(b"")
+    with pytest.raises(DataValidationError, match=r"empty\.parquet.*cannot be read"):
+        clrisk.predict(model, path, **country.predict_kwargs)
