@@ -12,11 +12,13 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from clrisk.columns import as_matrix
 from clrisk.exceptions import (
     ClriskWarning,
     DataValidationError,
@@ -43,13 +45,16 @@ POLICIES: tuple[str, ...] = ("error", "drop")
 class CodedFrame:
     """A table coded by a specification.
 
+    The coded features are held column by column (:mod:`clrisk.columns`): a
+    column that needs no coding is the input's own array, not a copy.
+
     Attributes
     ----------
-    codes : ndarray of shape (n_rows, n_categorical), int8 or int16
+    code_columns : tuple of ndarray of shape (n_rows,), int8 or int16
         Level index (into ``Feature.levels``) of each binary/categorical feature,
         in the order of ``spec.categorical``: int8 when no feature has more
         than 128 levels (half the memory for the kernel to read), else int16.
-    numerics : ndarray of shape (n_rows, n_numeric), float64
+    numeric_columns : tuple of ndarray of shape (n_rows,), float64
         Child-row numerics (``spec.numeric``), then territory indicators
         (``spec.territory_features``), scaled to the specification's units.
     territory : ndarray of shape (n_rows,), int64, or None
@@ -65,8 +70,8 @@ class CodedFrame:
     """
 
     spec: FeatureSpec
-    codes: np.ndarray
-    numerics: np.ndarray
+    code_columns: tuple[np.ndarray, ...]
+    numeric_columns: tuple[np.ndarray, ...]
     territory: np.ndarray | None
     territories: np.ndarray
     weight: np.ndarray | None
@@ -75,9 +80,22 @@ class CodedFrame:
 
     def __repr__(self) -> str:
         return (
-            f"CodedFrame({self.n:,} rows, {self.codes.shape[1]} categorical, "
-            f"{self.numerics.shape[1]} numeric, {len(self.territories)} territories)"
+            f"CodedFrame({self.n:,} rows, {len(self.code_columns)} categorical, "
+            f"{len(self.numeric_columns)} numeric, "
+            f"{len(self.territories)} territories)"
         )
+
+    @cached_property
+    def codes(self) -> np.ndarray:
+        """`code_columns` as one array of shape (n_rows, n_categorical)
+        (made on first use)."""
+        return as_matrix(self.code_columns, self.n, _code_type(self.spec))
+
+    @cached_property
+    def numerics(self) -> np.ndarray:
+        """`numeric_columns` as one array of shape (n_rows, n_numeric)
+        (made on first use)."""
+        return as_matrix(self.numeric_columns, self.n, np.float64)
 
     @property
     def n(self) -> int:
@@ -374,11 +392,13 @@ def encode(
     recoded: dict[str, int] = {}
     space = workspace or Workspace()
     codes = space.array("codes", (n, len(spec.categorical)), _code_type(spec))
+    code_columns: list[np.ndarray] = []
     for j, feat in enumerate(spec.categorical):
         src = feat.source(source)
         col = table[src.column]
         fast = _integer_codes(col, feat, src.codes, out=codes[:, j])
         if fast is not None and fast.min(initial=0) >= 0:
+            code_columns.append(fast)
             continue  # integer codes, all known: nothing to report
         fcodes, uniques = to_text_codes(col)
         lut = np.array([_level_index(feat, src.codes, u) for u in uniques] + [-2])
@@ -422,18 +442,21 @@ def encode(
                 "specification, or pass on_invalid='drop' to reject those rows.",
             )
         codes[:, j] = np.where(coded < 0, 0, coded)
+        code_columns.append(codes[:, j])
 
     n_num = len(spec.numeric) + len(spec.territory_features)
     numerics = space.array("numerics", (n, n_num), np.float64)
+    numeric_columns: list[np.ndarray] = []
     for q, feat in enumerate(spec.numeric):
         src = feat.source(source)
         values = _numeric_column(
             table[src.column], src.column, where, reject, numbering
         )
-        if src.scale == 1:
-            numerics[:, q] = values
+        if src.scale == 1:  # the input's own column where it is float64
+            numeric_columns.append(values)
         else:
-            np.multiply(values, src.scale, out=numerics[:, q])
+            numeric_columns.append(np.multiply(values, src.scale, out=numerics[:, q]))
+    numeric_columns += [numerics[:, q] for q in range(len(spec.numeric), n_num)]
 
     terr_index: np.ndarray | None = None
     territories = np.array([], dtype=object)
@@ -514,13 +537,20 @@ def encode(
     if keep.all():
         rows = _positions(n)
         return CodedFrame(
-            spec, codes, numerics, terr_index, territories, w, rows, quality
+            spec,
+            tuple(code_columns),
+            tuple(numeric_columns),
+            terr_index,
+            territories,
+            w,
+            rows,
+            quality,
         )
     rows = np.flatnonzero(keep)
     return CodedFrame(
         spec,
-        np.asfortranarray(codes[keep]),
-        np.asfortranarray(numerics[keep]),
+        tuple(c[keep] for c in code_columns),
+        tuple(c[keep] for c in numeric_columns),
         None if terr_index is None else terr_index[keep],
         territories,
         None if w is None else w[keep],
@@ -564,10 +594,10 @@ def design_matrix(coded: CodedFrame, *, block: int = 8192) -> np.ndarray:
         part[:, 0] = 1.0
         for first, pos, keep in layout:
             if keep is None:
-                part[:, first] = coded.numerics[rows, pos]
+                part[:, first] = coded.numeric_columns[pos][rows]
             else:
                 part[:, first : first + len(keep)] = (
-                    coded.codes[rows, pos, None] == keep[None, :]
+                    coded.code_columns[pos][rows, None] == keep[None, :]
                 )
     return X
 
@@ -632,11 +662,13 @@ def _integer_codes(
     is ``str(int)``), without hashing: one subtraction and one lookup per row.
     Unknown codes get -1. None when the column is not integer or its range is
     too wide for a table. Written into `out` when given (int8 or int16, wide
-    enough for the level indices; by default int16).
+    enough for the level indices; by default int16), unless the column
+    already holds the level indices in that type: then it is returned as it is
+    (not a copy).
     """
     if not pd.api.types.is_integer_dtype(col.dtype) or len(col) == 0:
         return None
-    values = col.to_numpy()
+    values: np.ndarray = col.to_numpy()
     if values.dtype.kind not in "iu":  # a nullable integer column with missing
         return None
     vmin, hi = int(values.min()), int(values.max())
@@ -661,8 +693,8 @@ def _integer_codes(
         # (exact: the values and the results fit), or in the column's own
         # type when it is that of `out` and holds the shift (no casts)
         if values.dtype == out.dtype and shift == 0:
-            np.copyto(out, values)
-        elif values.dtype == out.dtype and _fits(shift, out.dtype):
+            return values  # already level indices: the column itself, no copy
+        if values.dtype == out.dtype and _fits(shift, out.dtype):
             np.add(values, out.dtype.type(shift), out=out)
         else:
             np.add(values, shift, out=out, dtype=np.int16, casting="unsafe")

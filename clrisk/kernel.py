@@ -50,12 +50,15 @@ from typing import Any
 
 import numpy as np
 
+from clrisk.columns import Columns, column_list
 from clrisk.exceptions import InvalidParameterError
 
 # numba is optional (the reference kernel works without it) and imported on
 # the first compiled call, not with clrisk: it costs a fraction of a second.
 # The compiled functions are set by _compiled().
 numba: Any = None
+_at: Any = None
+_column: Any = None
 _dot: Any = None
 _add_run: Any = None
 _add_pair_run: Any = None
@@ -223,6 +226,37 @@ def _marginals_py(
                     out[c, col] += v
 
 
+def _pointer_intrinsic() -> Any:
+    """``_at(address, row, like)``: a pointer to element `row` of the column
+    of `like`'s element type whose first element is at `address` (an
+    integer). A numba intrinsic (one LLVM ``inttoptr`` and ``getelementptr``):
+    it lets the compiled code read a list of columns, each where it lies,
+    through one array of addresses."""
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _at(typingctx: Any, address: Any, row: Any, like: Any) -> Any:
+        sig = types.CPointer(like.dtype)(address, row, like)  # type: ignore[no-untyped-call]
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            kind = context.get_value_type(signature.return_type)
+            return builder.gep(builder.inttoptr(args[0], kind), [args[1]])
+
+        return sig, codegen
+
+    return _at
+
+
+def _column_py(
+    address: int, row: int, k: int, like: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled by numba; tested through the kernel
+    """Rows ``row..row+k`` of the column at `address`, as an array of the
+    element type of `like` (a view: nothing is copied)."""
+    col: np.ndarray = numba.carray(_at(address, row, like), k)
+    return col
+
+
 def _dot_py(
     a: np.ndarray, b: np.ndarray, k: int
 ) -> float:  # pragma: no cover - compiled by numba; tested through the kernel
@@ -248,7 +282,7 @@ def _add_run_py(
     jc: np.ndarray,
     joff: np.ndarray,
     v: np.ndarray,
-    numerics: np.ndarray,
+    num_at: np.ndarray,
     r0: int,
     i0: int,
     i1: int,
@@ -283,8 +317,8 @@ def _add_run_py(
         for i in range(i0, i1):
             cells[jg[i]] += v[i]
         g += 1
-    for q in range(numerics.shape[1]):
-        x = numerics[r0 + i0 : r0 + i1, q]
+    for q in range(num_at.shape[0]):
+        x = _column(num_at[q], r0 + i0, i1 - i0, v)
         sums[n_joint + q] += _dot(v[i0:i1], x, i1 - i0)
 
 
@@ -294,7 +328,7 @@ def _add_pair_run_py(
     joff: np.ndarray,
     v: np.ndarray,
     u: np.ndarray,
-    numerics: np.ndarray,
+    num_at: np.ndarray,
     r0: int,
     i0: int,
     i1: int,
@@ -328,15 +362,16 @@ def _add_pair_run_py(
             j = 2 * np.intp(jg[i])
             cells[j] += v[i]
             cells[j + 1] += u[i]
-    for q in range(numerics.shape[1]):
-        x = numerics[r0 + i0 : r0 + i1, q]
+    for q in range(num_at.shape[0]):
+        x = _column(num_at[q], r0 + i0, i1 - i0, v)
         sums[2 * (n_joint + q)] += _dot(v[i0:i1], x, i1 - i0)
         sums[2 * (n_joint + q) + 1] += _dot(u[i0:i1], x, i1 - i0)
 
 
 def _block_py(
-    codes: np.ndarray,
-    numerics: np.ndarray,
+    code_at: np.ndarray,
+    code_like: np.ndarray,
+    num_at: np.ndarray,
     weight: np.ndarray,
     has_weight: bool,
     r0: int,
@@ -347,7 +382,9 @@ def _block_py(
     ww: np.ndarray,
 ) -> None:  # pragma: no cover - compiled by numba; tested through the kernel
     """The joint codes `jc`, linear predictor `eta` and weights `ww` (1
-    without weights) of rows ``r0..r0+k``."""
+    without weights) of rows ``r0..r0+k``. The columns of codes and numerics
+    are at the addresses `code_at` and `num_at` (codes of the type of
+    `code_like`, numerics float64: see :func:`_inputs`)."""
     intercept, beta_num, feat, feat_levels, gstart, jlut, joff, _ = model
     if has_weight:
         wr = weight[r0 : r0 + k]
@@ -356,21 +393,21 @@ def _block_py(
     else:
         for i in range(k):
             ww[i] = 1.0
-    n_num = numerics.shape[1]
+    n_num = num_at.shape[0]
     n_groups = gstart.shape[0] - 1
     # joint code of each group (SIMD over rows), three features per loop
     # where it can: fewer passes over jg and more columns streamed at once
     # (measured 7% less time per row than one feature per loop)
     for g in range(n_groups):
         jg = jc[g]
-        col = codes[r0 : r0 + k, feat[gstart[g]]]
+        col = _column(code_at[feat[gstart[g]]], r0, k, code_like)
         for i in range(k):
             jg[i] = np.uint16(col[i])
         m, end = gstart[g] + 1, gstart[g + 1]
         while m + 3 <= end:
-            ca = codes[r0 : r0 + k, feat[m]]
-            cb = codes[r0 : r0 + k, feat[m + 1]]
-            cc = codes[r0 : r0 + k, feat[m + 2]]
+            ca = _column(code_at[feat[m]], r0, k, code_like)
+            cb = _column(code_at[feat[m + 1]], r0, k, code_like)
+            cc = _column(code_at[feat[m + 2]], r0, k, code_like)
             La = np.uint16(feat_levels[m])
             Lb = np.uint16(feat_levels[m + 1])
             Lc = np.uint16(feat_levels[m + 2])
@@ -380,7 +417,7 @@ def _block_py(
                 jg[i] = np.uint16(j * Lc) + np.uint16(cc[i])
             m += 3
         while m < end:
-            col = codes[r0 : r0 + k, feat[m]]
+            col = _column(code_at[feat[m]], r0, k, code_like)
             L = np.uint16(feat_levels[m])
             for i in range(k):
                 jg[i] = np.uint16(jg[i] * L) + np.uint16(col[i])
@@ -392,16 +429,16 @@ def _block_py(
     q = 0
     while q + 4 <= n_num:
         b0, b1, b2, b3 = beta_num[q], beta_num[q + 1], beta_num[q + 2], beta_num[q + 3]
-        x0 = numerics[r0 : r0 + k, q]
-        x1 = numerics[r0 : r0 + k, q + 1]
-        x2 = numerics[r0 : r0 + k, q + 2]
-        x3 = numerics[r0 : r0 + k, q + 3]
+        x0 = _column(num_at[q], r0, k, eta)
+        x1 = _column(num_at[q + 1], r0, k, eta)
+        x2 = _column(num_at[q + 2], r0, k, eta)
+        x3 = _column(num_at[q + 3], r0, k, eta)
         for i in range(k):
             eta[i] = (((eta[i] + b0 * x0[i]) + b1 * x1[i]) + b2 * x2[i]) + b3 * x3[i]
         q += 4
     while q < n_num:
         b = beta_num[q]
-        x = numerics[r0 : r0 + k, q]
+        x = _column(num_at[q], r0, k, eta)
         for i in range(k):
             eta[i] += b * x[i]
         q += 1
@@ -513,8 +550,9 @@ def _runs_py(
 
 
 def _rows_py(
-    codes: np.ndarray,
-    numerics: np.ndarray,
+    code_at: np.ndarray,
+    code_like: np.ndarray,
+    num_at: np.ndarray,
     cell: np.ndarray,
     weight: np.ndarray,
     has_weight: bool,
@@ -528,7 +566,7 @@ def _rows_py(
 ) -> None:  # pragma: no cover - compiled by numba; tested through the kernel
     """Rows ``lo..hi`` added to one thread's sums `acc` (n_cells, width)."""
     gstart, joff, probit = model[4], model[6], model[7]
-    n_num = numerics.shape[1]
+    n_num = num_at.shape[0]
     n_groups = gstart.shape[0] - 1
     n_joint = joff[n_groups]
     xs = 4
@@ -537,7 +575,9 @@ def _rows_py(
     jc, eta, ww, wp, wf, poly, s1, s2, one = _work(n_groups, block)
     for r0 in range(lo, hi, block):
         k = min(block, hi - r0)
-        _block(codes, numerics, weight, has_weight, r0, k, model, jc, eta, ww)
+        _block(
+            code_at, code_like, num_at, weight, has_weight, r0, k, model, jc, eta, ww
+        )
         # probability p and density f = dp/deta, weighted
         _link_block(eta, ww, k, probit, True, wp, wf, poly, s1, s2)
         # accumulate run by run: rows of one cell add their totals once (runs
@@ -556,17 +596,18 @@ def _rows_py(
             row[2] += _dot(wp[i0:i1], one, m)
             row[3] += _dot(wf[i0:i1], one, m)
             if do_x and do_g:  # both blocks: x and g sums side by side
-                _add_pair_run(row[xs:width], jc, joff, ww, wf, numerics, r0, i0, i1)
+                _add_pair_run(row[xs:width], jc, joff, ww, wf, num_at, r0, i0, i1)
             elif do_x:
-                _add_run(row[xs:gs], jc, joff, ww, numerics, r0, i0, i1)
+                _add_run(row[xs:gs], jc, joff, ww, num_at, r0, i0, i1)
             elif do_g:
-                _add_run(row[gs:width], jc, joff, wf, numerics, r0, i0, i1)
+                _add_run(row[gs:width], jc, joff, wf, num_at, r0, i0, i1)
             i0 = i1
 
 
 def _shifted_rows_py(
-    codes: np.ndarray,
-    numerics: np.ndarray,
+    code_at: np.ndarray,
+    code_like: np.ndarray,
+    num_at: np.ndarray,
     cell: np.ndarray,
     weight: np.ndarray,
     has_weight: bool,
@@ -585,7 +626,9 @@ def _shifted_rows_py(
     starts = np.empty(block + 1, dtype=np.int64)
     for r0 in range(lo, hi, block):
         k = min(block, hi - r0)
-        _block(codes, numerics, weight, has_weight, r0, k, model, jc, eta, ww)
+        _block(
+            code_at, code_like, num_at, weight, has_weight, r0, k, model, jc, eta, ww
+        )
         cb = cell[r0 : r0 + k]
         n_runs = _runs(cb, k, starts)
         for j in range(shifts_t.shape[0]):
@@ -600,12 +643,13 @@ def _shifted_rows_py(
 
 def _compiled() -> None:
     """Import numba and compile (or load from its cache) the kernel, once."""
-    global numba, _dot, _add_run, _add_pair_run, _marginals
+    global numba, _at, _column, _dot, _add_run, _add_pair_run, _marginals
     global _block, _link_block, _runs, _work, _rows, _shifted_rows
     if _rows is None:
         import numba as _numba
 
         numba = _numba
+        _at = _pointer_intrinsic()
         # "contract" is the only fast-math flag: a·b + c may be computed
         # with one rounding (fused multiply-add), never reordered; the
         # exponential's polynomial and the linear predictor take half the
@@ -613,6 +657,7 @@ def _compiled() -> None:
         jit = numba.njit(
             cache=True, nogil=True, error_model="numpy", fastmath={"contract"}
         )
+        _column = jit(_column_py)
         _dot = jit(_dot_py)
         _add_run = jit(_add_run_py)
         _add_pair_run = jit(_add_pair_run_py)
@@ -700,16 +745,44 @@ def _groups(sizes: tuple[int, ...], cap: int) -> Groups:
     return groups
 
 
-def _check_rows(
-    codes: np.ndarray,
-    numerics: np.ndarray,
+def _inputs(
+    codes: Columns,
+    numerics: Columns,
     cell: np.ndarray,
     n_cells: int,
     weight: np.ndarray | None,
-) -> None:
-    """The compiled code trusts its inputs: one length for every row array,
-    and cell numbers in ``0..n_cells-1``."""
-    lengths = {len(codes), len(numerics), len(cell)}
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Check the rows and lay them out for the compiled code.
+
+    The compiled code trusts its inputs: one length for every row array, and
+    cell numbers in ``0..n_cells-1``. It reads the columns of codes and
+    numerics where they lie, through their addresses.
+
+    Returns
+    -------
+    code_at, code_like, num_at, columns
+        The address of each column of codes, an empty array of the codes'
+        type, the address of each column of numerics, and the columns (as
+        given where they are contiguous and of one type, else copies), which
+        must stay referenced while the compiled code reads them.
+    """
+    code_cols = column_list(codes)
+    kind = np.result_type(*code_cols) if code_cols else np.dtype(np.int8)
+    if kind.kind not in "iub":
+        raise InvalidParameterError(f"Codes must be integers; got type {kind}.")
+    kind = np.dtype(np.int8) if kind.kind == "b" else kind
+    code_cols = [np.ascontiguousarray(c, dtype=kind) for c in code_cols]
+    num_cols = [
+        np.ascontiguousarray(c, dtype=np.float64) for c in column_list(numerics)
+    ]
+    columns = code_cols + num_cols
+    if any(c.ndim != 1 for c in columns):
+        raise InvalidParameterError("Each column of codes and numerics must be 1-D.")
+    lengths = {len(c) for c in columns} | {len(cell)}
+    if isinstance(codes, np.ndarray):  # rows without categorical features
+        lengths.add(len(codes))
+    if isinstance(numerics, np.ndarray):
+        lengths.add(len(numerics))
     if weight is not None:
         lengths.add(len(weight))
     if len(lengths) > 1:
@@ -723,6 +796,11 @@ def _check_rows(
             f"{int(cell.min())}..{int(cell.max())}."
         )
 
+    def at(cols: list[np.ndarray]) -> np.ndarray:
+        return np.array([c.ctypes.data for c in cols], dtype=np.int64)
+
+    return at(code_cols), np.empty(0, dtype=kind), at(num_cols), columns
+
 
 def _writable_weight(weight: np.ndarray | None) -> np.ndarray:
     """The weights as a writable float64 array (a placeholder when None): numba
@@ -735,8 +813,8 @@ def _writable_weight(weight: np.ndarray | None) -> np.ndarray:
 
 def shifted_risk_compiled(
     scorer: Any,
-    codes: np.ndarray,
-    numerics: np.ndarray,
+    codes: Columns,
+    numerics: Columns,
     cell: np.ndarray,
     shifts: np.ndarray,
     weight: np.ndarray | None,
@@ -749,8 +827,8 @@ def shifted_risk_compiled(
     Parameters
     ----------
     scorer : Scorer
-    codes : ndarray of shape (n_rows, n_categorical), integer
-    numerics : ndarray of shape (n_rows, n_numeric), float64
+    codes : ndarray of shape (n_rows, n_categorical), integer, or its columns
+    numerics : ndarray of shape (n_rows, n_numeric), float64, or its columns
     cell : ndarray of shape (n_rows,), integer in ``0..n_cells-1``
     shifts : ndarray of shape (n_cells, n_shifts)
     weight : ndarray of shape (n_rows,), optional
@@ -761,7 +839,10 @@ def shifted_risk_compiled(
     """
     _compiled()
     n_cells, n_shifts = shifts.shape
-    _check_rows(codes, numerics, cell, n_cells, weight)
+    # the columns stay referenced until the compiled code has read them
+    code_at, code_like, num_at, _columns = _inputs(
+        codes, numerics, cell, n_cells, weight
+    )
     sizes = tuple(len(lut) for lut in scorer.luts)
     model = _model(scorer, _groups(sizes, CAP))
     n_threads = _threads()
@@ -771,8 +852,8 @@ def shifted_risk_compiled(
     shifts_t = np.ascontiguousarray(shifts.T, dtype=np.float64)
 
     def args(t: int, lo: int, hi: int) -> tuple[Any, ...]:
-        rows = (codes, numerics, cell, w, weight is not None, model, shifts_t)
-        return (*rows, acc[t], lo, hi, BLOCK)
+        rows = (code_at, code_like, num_at, cell, w, weight is not None, model)
+        return (*rows, shifts_t, acc[t], lo, hi, BLOCK)
 
     _in_threads(_shifted_rows, len(cell), n_threads, args)
     return np.asarray(acc.sum(axis=0))
@@ -804,8 +885,8 @@ def choose_cap(
 
 def accumulate_compiled(
     scorer: Any,
-    codes: np.ndarray,
-    numerics: np.ndarray,
+    codes: Columns,
+    numerics: Columns,
     cell: np.ndarray,
     n_cells: int,
     weight: np.ndarray | None,
@@ -819,8 +900,8 @@ def accumulate_compiled(
     Parameters
     ----------
     scorer : Scorer
-    codes : ndarray of shape (n_rows, n_categorical), integer
-    numerics : ndarray of shape (n_rows, n_numeric), float
+    codes : ndarray of shape (n_rows, n_categorical), integer, or its columns
+    numerics : ndarray of shape (n_rows, n_numeric), float, or its columns
     cell : ndarray of shape (n_rows,), integer in ``0..n_cells-1``
     n_cells : int
     weight : ndarray of shape (n_rows,), optional
@@ -838,9 +919,7 @@ def accumulate_compiled(
     -------
     ndarray of shape (n_cells, layout.width), float64
     """
-    acc = Accumulator(
-        scorer, layout, blocks=blocks, cap=cap, n_rows=int(codes.shape[0])
-    )
+    acc = Accumulator(scorer, layout, blocks=blocks, cap=cap, n_rows=len(cell))
     acc.add(codes, numerics, cell, n_cells, weight)
     return acc.result(n_cells)
 
@@ -903,22 +982,26 @@ class Accumulator:
 
     def add(
         self,
-        codes: np.ndarray,
-        numerics: np.ndarray,
+        codes: Columns,
+        numerics: Columns,
         cell: np.ndarray,
         n_cells: int,
         weight: np.ndarray | None,
     ) -> None:
-        """Add rows (cells numbered in ``0..n_cells-1`` for the whole pass)."""
-        _check_rows(codes, numerics, cell, n_cells, weight)
+        """Add rows (cells numbered in ``0..n_cells-1`` for the whole pass);
+        codes and numerics as 2-D arrays or their columns."""
+        # the columns stay referenced until the compiled code has read them
+        code_at, code_like, num_at, _columns = _inputs(
+            codes, numerics, cell, n_cells, weight
+        )
         if self._groups is None or n_cells > self._acc.shape[1]:
             self._reserve(n_cells)
         w, model, acc = _writable_weight(weight), self._model, self._acc
         do_x, do_g = bool(self.blocks[0]), bool(self.blocks[1])
 
         def args(t: int, lo: int, hi: int) -> tuple[Any, ...]:
-            rows = (codes, numerics, cell, w, weight is not None, model, acc[t])
-            return (*rows, do_x, do_g, lo, hi, BLOCK)
+            rows = (code_at, code_like, num_at, cell, w, weight is not None, model)
+            return (*rows, acc[t], do_x, do_g, lo, hi, BLOCK)
 
         _in_threads(_rows, len(cell), self.n_threads, args)
 

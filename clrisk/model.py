@@ -819,7 +819,7 @@ def _check_levels(
     """Empty levels (no rows) and levels that perfectly predict the outcome."""
     pos = w > 0
     for j, feat in enumerate(spec.categorical):
-        c = coded.codes[pos, j]
+        c = coded.code_columns[j][pos]
         L = len(feat.levels)
         n_lv = np.bincount(c, minlength=L)
         n_pos = np.bincount(c, weights=y[pos], minlength=L)

@@ -613,7 +613,7 @@ class _Pass:
         if coded.n == 0:
             return None, coded
         cell, keys = _cells(coded, chunk, self.by, self.spec)
-        totals.add(keys, cell, coded.codes, coded.numerics, coded.weight)
+        totals.add(keys, cell, coded.code_columns, coded.numeric_columns, coded.weight)
         pairs = _region_pairs(coded, chunk, self.region) if self.region else None
         return pairs, coded
 
@@ -754,7 +754,7 @@ def _cells(
     codes, labels = [], []
     for b in by:
         if b in cat_pos:
-            codes.append(coded.codes[:, cat_pos[b]].astype(np.int64))
+            codes.append(coded.code_columns[cat_pos[b]].astype(np.int64))
             labels.append(list(spec.feature(b).levels))
         else:
             c, u = to_text_codes(chunk[b].iloc[coded.rows])
@@ -869,8 +869,8 @@ def _with_counterfactual(
         cell = glob[coded.territory]
         total += shifted_risk(
             view.scorer,
-            coded.codes,
-            coded.numerics,
+            coded.code_columns,
+            coded.numeric_columns,
             cell,
             shifts,
             coded.weight,

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
+from clrisk.columns import as_matrix
 from clrisk.exceptions import CoverageWarning, InvalidParameterError
 from clrisk.features import CodedFrame, Policy, Workspace
 from clrisk.projection import Pieces, _file_pieces, _Pass, _pieces
@@ -221,7 +222,9 @@ def simulate(
             assert coded.territory is not None
             keys = pd.DataFrame({"territory": coded.territories})
             cell, row_weight = coded.territory, coded.weight
-            base_totals.add(keys, cell, coded.codes, coded.numerics, row_weight)
+            base_totals.add(
+                keys, cell, coded.code_columns, coded.numeric_columns, row_weight
+            )
             codes, numerics, selected = _apply(coded, todo, view.spec)
             moved_totals.add(keys, cell, codes, numerics, row_weight)
             if todo[0].share is not None:
@@ -380,7 +383,9 @@ def _apply(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Codes and numerics with the changes applied one after the other; rows of
     the first change."""
-    codes, numerics = coded.codes.copy(order="F"), coded.numerics.copy(order="F")
+    # new arrays (not the coded frame's own, which the changes must not touch)
+    codes = as_matrix(coded.code_columns, coded.n)
+    numerics = as_matrix(coded.numeric_columns, coded.n, np.float64)
     cat = {f.name: j for j, f in enumerate(spec.categorical)}
     num = {f.name: q for q, f in enumerate(spec.numeric + spec.territory_features)}
     first = None
@@ -409,7 +414,7 @@ def _share_sums(
     if c.share is None:
         return out
     cat = {f.name: j for j, f in enumerate(spec.categorical)}
-    at = coded.codes[:, cat[c.feature]] == spec.feature(c.feature).levels.index(
+    at = coded.code_columns[cat[c.feature]] == spec.feature(c.feature).levels.index(
         str(c.set)
     )
     out[:, 0] = np.bincount(coded.territory, weights=w * rows, minlength=T)

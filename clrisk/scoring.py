@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clrisk import kernel as compiled
+from clrisk.columns import Columns, column_list
 from clrisk.exceptions import InvalidParameterError
 from clrisk.link import Link, cdf, pdf
 from clrisk.spec import FeatureSpec
@@ -133,20 +134,23 @@ class Scorer:
         """Coefficients aligned with the x block of :class:`StatsLayout`."""
         return np.concatenate([*self.luts, self.beta_numeric])
 
-    def linear_predictor(self, codes: np.ndarray, numerics: np.ndarray) -> np.ndarray:
-        """η for each row: intercept + table lookups + numerics @ beta."""
-        eta = np.full(codes.shape[0], self.intercept)
-        for j, lut in enumerate(self.luts):
-            eta += lut[codes[:, j]]
-        if self.beta_numeric.size:
-            eta += numerics @ self.beta_numeric
+    def linear_predictor(
+        self, codes: Columns, numerics: Columns, n_rows: int
+    ) -> np.ndarray:
+        """η for each of `n_rows` rows: intercept + table lookups + numerics
+        @ beta (codes and numerics as 2-D arrays or their columns)."""
+        eta = np.full(n_rows, self.intercept)
+        for lut, col in zip(self.luts, column_list(codes), strict=True):
+            eta += lut[col]
+        for b, col in zip(self.beta_numeric, column_list(numerics), strict=True):
+            eta += b * col
         return eta
 
 
 def accumulate(
     scorer: Scorer,
-    codes: np.ndarray,
-    numerics: np.ndarray,
+    codes: Columns,
+    numerics: Columns,
     cell: np.ndarray,
     n_cells: int,
     weight: np.ndarray | None,
@@ -174,8 +178,8 @@ def accumulate(
 
 def accumulate_reference(
     scorer: Scorer,
-    codes: np.ndarray,
-    numerics: np.ndarray,
+    codes: Columns,
+    numerics: Columns,
     cell: np.ndarray,
     n_cells: int,
     weight: np.ndarray | None,
@@ -186,8 +190,8 @@ def accumulate_reference(
     Parameters
     ----------
     scorer : Scorer
-    codes : ndarray of shape (n_rows, n_categorical), integer
-    numerics : ndarray of shape (n_rows, n_numeric), float64
+    codes : ndarray of shape (n_rows, n_categorical), integer, or its columns
+    numerics : ndarray of shape (n_rows, n_numeric), float64, or its columns
     cell : ndarray of shape (n_rows,), int64
         Cell of each row, in ``0..n_cells-1``.
     n_cells : int
@@ -199,9 +203,9 @@ def accumulate_reference(
     -------
     ndarray of shape (n_cells, layout.width), float64
     """
-    n = codes.shape[0]
+    n = len(cell)
     w = np.ones(n) if weight is None else weight
-    eta = scorer.linear_predictor(codes, numerics)
+    eta = scorer.linear_predictor(codes, numerics, n)
     p = cdf(eta, scorer.link)
     wf = w * pdf(eta, scorer.link, p)
     out = np.zeros((n_cells, layout.width))
@@ -211,15 +215,16 @@ def accumulate_reference(
     out[:, 3] = np.bincount(cell, weights=wf, minlength=n_cells)
     xs, gs = layout.x.start, layout.g.start
     offsets = layout.level_offsets
-    for j, L in enumerate(layout.level_sizes):
-        idx = cell * L + codes[:, j]
+    for j, (L, col) in enumerate(
+        zip(layout.level_sizes, column_list(codes), strict=True)
+    ):
+        idx = cell * L + col
         size = n_cells * L
         a, b = xs + offsets[j], gs + offsets[j]
         out[:, a : a + L] = np.bincount(idx, weights=w, minlength=size).reshape(-1, L)
         out[:, b : b + L] = np.bincount(idx, weights=wf, minlength=size).reshape(-1, L)
     base = sum(layout.level_sizes)
-    for q in range(layout.n_numeric):
-        xq = numerics[:, q]
+    for q, xq in enumerate(column_list(numerics)):
         out[:, xs + base + q] = np.bincount(cell, weights=w * xq, minlength=n_cells)
         out[:, gs + base + q] = np.bincount(cell, weights=wf * xq, minlength=n_cells)
     return out
@@ -227,8 +232,8 @@ def accumulate_reference(
 
 def shifted_risk(
     scorer: Scorer,
-    codes: np.ndarray,
-    numerics: np.ndarray,
+    codes: Columns,
+    numerics: Columns,
     cell: np.ndarray,
     shifts: np.ndarray,
     weight: np.ndarray | None,
@@ -256,8 +261,8 @@ def shifted_risk(
             scorer, codes, numerics, cell, shifts, weight
         )
     n_cells, k = shifts.shape
-    w = np.ones(codes.shape[0]) if weight is None else weight
-    eta = scorer.linear_predictor(codes, numerics)
+    w = np.ones(len(cell)) if weight is None else weight
+    eta = scorer.linear_predictor(codes, numerics, len(cell))
     out = np.empty((n_cells, k))
     for j in range(k):
         p = cdf(eta - shifts[cell, j], scorer.link)
@@ -413,8 +418,8 @@ class PassTotals:
         self,
         keys: pd.DataFrame,
         cell: np.ndarray,
-        codes: np.ndarray,
-        numerics: np.ndarray,
+        codes: Columns,
+        numerics: Columns,
         weight: np.ndarray | None,
     ) -> None:
         """Add the rows of one piece.

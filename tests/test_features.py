@@ -254,9 +254,15 @@ def test_codes_are_int16_beyond_127_levels() -> None:
 
 def test_workspace_reuses_memory_and_codes_the_same(country: clrisk.Country) -> None:
     """Pieces coded in one workspace (largest first, then smaller, then larger
-    again) equal pieces coded on their own; the arrays are the workspace's."""
+    again) equal pieces coded on their own; the coded arrays are the
+    workspace's, and a column already holding level indices in the code type
+    is the input's own (not a copy)."""
     space = Workspace()
     census = country.census
+    names = [f.name for f in country.spec.categorical]
+    sex, attends = names.index("sex"), names.index("attends_school")
+    assert names[0] == "age_group"
+    assert census["p_asiste"].dtype == np.int8  # 0/1: level indices already
     kept: list[np.ndarray] = []
     for start, stop in [(0, 500), (500, 520), (520, 1400)]:
         piece = census.iloc[start:stop]
@@ -268,7 +274,11 @@ def test_workspace_reuses_memory_and_codes_the_same(country: clrisk.Country) -> 
         np.testing.assert_array_equal(shared.territory, alone.territory)
         assert list(shared.territories) == list(alone.territories)
         assert shared.codes.flags.f_contiguous and shared.numerics.flags.f_contiguous
-        kept.append(shared.codes)
+        own = shared.code_columns[attends]
+        assert np.shares_memory(own, piece["p_asiste"].to_numpy())
+        assert not np.shares_memory(shared.code_columns[sex], census.to_numpy())
+        # the first feature's codes (age groups from ages) start the workspace
+        kept.append(shared.code_columns[0])
     # the first two pieces share memory (the second fits in the first's);
     # the third, larger, needed more
     assert np.shares_memory(kept[0], kept[1])
@@ -899,8 +909,9 @@ def test_consecutive_integer_codes_equal_text_coding(
     first: int, n_levels: int, gap: bool, dtype: str, out: str | None, seed: int
 ) -> None:
     """Codes first..first+k-1 for levels 0..k-1 (the subtraction shortcut, in
-    the column's own type when it is that of the output), or with a gap in the
-    code map (the lookup table): same as via their text."""
+    the column's own type when it is that of the output; the column itself
+    when it already holds the level indices in that type), or with a gap in
+    the code map (the lookup table): same as via their text."""
     from clrisk.features import _integer_codes, _level_index, to_text_codes
 
     raw = [first + k + (1 if gap and k == n_levels - 1 else 0) for k in range(n_levels)]
@@ -917,7 +928,11 @@ def test_consecutive_integer_codes_equal_text_coding(
     fcodes, uniques = to_text_codes(col)
     slow = np.array([_level_index(feat, code_map, u) for u in uniques])[fcodes]
     assert fast is not None
-    assert into is None or fast is into
+    as_is = first == 0 and not gap and dtype == (out or "int16")
+    if as_is:
+        assert np.shares_memory(fast, col.to_numpy())
+    else:
+        assert into is None or fast is into
     np.testing.assert_array_equal(fast, slow)
 
 

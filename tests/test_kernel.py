@@ -49,7 +49,30 @@ def problems(draw: st.DrawFn) -> tuple:
     scorer = Scorer(
         float(rng.normal(0, scale)), luts, rng.normal(0, scale, n_num), link
     )
+    form = draw(st.sampled_from(["fortran", "c", "columns"]))
+    codes, numerics = _form(codes, form, rng), _form(numerics, form, rng)
     return scorer, codes, numerics, cell, n_cells, weight, StatsLayout(sizes, n_num)
+
+
+def _form(a: np.ndarray, form: str, rng: np.random.Generator) -> object:
+    """Rows as the kernel may get them: a Fortran-ordered 2-D array (columns
+    contiguous), a C-ordered one, or a list of columns, each contiguous or a
+    strided view, and read-only (columns of an Arrow table)."""
+    if form == "fortran":
+        return a
+    if form == "c":
+        return np.ascontiguousarray(a)
+    columns = []
+    for j in range(a.shape[1]):
+        if rng.random() < 0.5:
+            col = a[:, j].copy()
+        else:  # every other element of a larger array
+            wide = np.zeros(2 * len(a), dtype=a.dtype)
+            wide[::2] = a[:, j]
+            col = wide[::2]
+        col.flags.writeable = False
+        columns.append(col)
+    return columns
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> None:
@@ -301,6 +324,57 @@ def test_accumulator_refuses_cell_numbers_out_of_range() -> None:
     weight.flags.writeable = False  # zero-copy from Arrow, or copy-on-write
     acc.add(codes, np.zeros((3, 0)), np.array([0, 1, 1]), 2, weight)
     np.testing.assert_array_equal(acc.result(2)[:, 0], [1, 2])
+
+
+def test_columns_equal_the_matrix_exactly() -> None:
+    """Codes and numerics given as separate columns (each where it lies, of
+    the codes' type or another) give the very sums of the 2-D arrays."""
+    rng = np.random.default_rng(3)
+    n, n_cells, sizes = 20_000, 13, (3, 5, 2, 4)
+    codes = np.asfortranarray(
+        np.stack([rng.integers(0, L, n) for L in sizes], 1).astype(np.int8)
+    )
+    numerics = np.asfortranarray(rng.normal(0, 1, (n, 3)))
+    cell = np.sort(rng.integers(0, n_cells, n))
+    luts = tuple(rng.normal(0, 0.5, L) for L in sizes)
+    scorer = Scorer(-1.0, luts, rng.normal(0, 0.3, 3), "logit")
+    layout = StatsLayout(sizes, 3)
+    matrix = kernel.accumulate_compiled(
+        scorer, codes, numerics, cell, n_cells, None, layout
+    )
+    code_cols = [codes[:, j].copy() for j in range(len(sizes))]
+    num_cols = [numerics[:, q].copy() for q in range(3)]
+    got = kernel.accumulate_compiled(
+        scorer, code_cols, num_cols, cell, n_cells, None, layout
+    )
+    np.testing.assert_array_equal(got, matrix)
+    shifts = rng.normal(0, 0.3, (n_cells, 2))
+    np.testing.assert_array_equal(
+        kernel.shifted_risk_compiled(scorer, code_cols, num_cols, cell, shifts, None),
+        kernel.shifted_risk_compiled(scorer, codes, numerics, cell, shifts, None),
+    )
+    np.testing.assert_array_equal(
+        accumulate_reference(scorer, code_cols, num_cols, cell, n_cells, None, layout),
+        accumulate_reference(scorer, codes, numerics, cell, n_cells, None, layout),
+    )
+
+
+def test_columns_of_the_wrong_shape_or_type_are_refused() -> None:
+    """The compiled code reads columns through their addresses: each must
+    be 1-D, of the rows' length, and codes integers."""
+    scorer = Scorer(0.0, (np.array([0.0, 1.0]),), np.zeros(1), "logit")
+    layout = StatsLayout((2,), 1)
+    cell = np.zeros(4, np.int64)
+    x = [np.zeros(4)]
+    good = [np.zeros(4, np.int8)]
+    for codes, numerics, match in (
+        ([np.zeros(3, np.int8)], x, "one length"),
+        (good, [np.zeros(5)], "one length"),
+        ([np.zeros((4, 1), np.int8)], x, "1-D"),
+        ([np.zeros(4)], x, "integers"),
+    ):
+        with pytest.raises(InvalidParameterError, match=match):
+            kernel.accumulate_compiled(scorer, codes, numerics, cell, 1, None, layout)
 
 
 def test_compiled_passes_refuse_bad_cells_and_lengths() -> None:
