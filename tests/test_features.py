@@ -957,3 +957,28 @@ def test_empty_rows_are_rejected_as_empty(country: clrisk.Country) -> None:
         _encode_survey(country, table)
     with pytest.raises(DataValidationError, match=r"missing values.*row 3"):
         _encode_survey(country, table.drop(index=[50, 51]))
+
+
+def test_workspace_remembers_sorted_categories_yet_codes_each_table() -> None:
+    """A categorical column's categories are made into sorted text once and
+    reused while the next tables have the same categories (a Parquet
+    dictionary per row group); each table still lists only its own codes,
+    " 05001" and "05001" are one code, and new categories are not mistaken
+    for the old."""
+    from clrisk.features import _sorted_text_codes
+
+    space = Workspace()
+    same = ["05001", "00002", " 05001", "10000", "00300"]
+    tables = [
+        (same, [0, 2, 1, 4]),
+        (same, [3, 3]),
+        (same, [2, 4, 4]),
+        (["9", "05001", "1", "00002", "7"], [0, 2, 1, 4]),  # as many, others
+        (same, [1]),
+    ]
+    for categories, numbers in tables:
+        column = pd.Series(pd.Categorical.from_codes(numbers, categories=categories))
+        index, distinct = _sorted_text_codes(column, space=space, name="territory")
+        text = [categories[k].strip() for k in numbers]
+        assert list(distinct) == sorted(set(text))
+        assert [distinct[i] for i in index] == text
