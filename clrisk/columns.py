@@ -4,8 +4,8 @@ The coded features of a table (:class:`clrisk.features.CodedFrame`) are kept
 as one 1-D array per feature, not one 2-D array: a column that needs no
 coding (integer codes that already are level indices, float64 numerics) is
 the input's own array, read by the scoring kernel where it lies instead of
-being copied first (at 50M rows, copying them took a sixth of a pass over a
-Parquet file). The functions that take coded rows accept either form:
+being copied first (copying them took about a seventh of a 50M-row pass
+over a Parquet file). The functions that take coded rows accept either form:
 a 2-D array of shape (n_rows, n_columns), or a sequence of its columns.
 """
 

@@ -110,9 +110,10 @@ class Workspace:
     holds; arrays allocated afresh each time make the operating system map and
     zero new pages for every batch (about a third of the coding time of a
     500,000-row batch). With a workspace, the arrays of the returned
-    :class:`CodedFrame` are views into it: they are valid until the next
-    :func:`encode` with the same workspace, so use one only where each coded
-    table is consumed before the next is coded, and in one thread at a time.
+    :class:`CodedFrame` that are not the table's own columns are views into
+    it: they are valid until the next :func:`encode` with the same workspace,
+    so use one only where each coded table is consumed before the next is
+    coded, and in one thread at a time.
     """
 
     def __init__(self) -> None:

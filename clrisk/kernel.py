@@ -5,7 +5,7 @@ computes the same sums in one multi-threaded pass: each thread takes a
 contiguous range of rows and adds into its own accumulator (no locks, no
 atomics); the accumulators are summed at the end. The threads are plain
 Python threads running compiled functions that release the GIL
-(:func:`_in_threads`), not numba's parallel loops. Three things make it fast:
+(:func:`_in_threads`), not numba's parallel loops. Four things make it fast:
 
 - **Joint codes.** Categorical features are packed into groups whose joint
   number of levels is at most ``cap`` (4,096 for the risk alone, 64 with the
@@ -27,6 +27,10 @@ Python threads running compiled functions that release the GIL
 - **Runs of one cell.** A census sorted by territory has long runs of rows in
   the same cell: each run within a block adds its totals once, rather than
   one update per row.
+- **Columns where they lie.** Codes and numerics are read column by column
+  through their addresses (:func:`_inputs`, :mod:`clrisk.columns`), so an
+  input column that needs no coding (integer level indices, float64
+  numerics) is scored without first being copied into one 2-D array.
 
 The probit link keeps a per-row ``erfc`` (no vectorised form); all else is
 shared. The counterfactual risks of the factor decomposition (the risk with
