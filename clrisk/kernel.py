@@ -975,6 +975,7 @@ class Accumulator:
         self._cap: int  # the cap of _groups, set with them (_reserve)
         self._acc = np.zeros((self.n_threads, 0, 0))
         self._done = np.zeros((0, layout.width))  # per-level sums set aside
+        self._widths: dict[int, int] = {}  # cap -> _width(cap)
 
     def fits(self, n_cells: int) -> bool:
         """Whether the per-thread sums of `n_cells` cells fit `ACC_BYTES`
@@ -1020,9 +1021,15 @@ class Accumulator:
 
     # ------------------------------------------------------------- private
     def _width(self, cap: int) -> int:
-        groups = Groups.pack(tuple(self.layout.level_sizes), cap)
-        n_x = int(groups.offsets[-1]) + int(self.layout.n_numeric)
-        return 4 + n_x * int(self.blocks[0]) + n_x * int(self.blocks[1])
+        """Columns of the per-thread sums with groups packed to `cap`
+        (asked for every piece: worked out once per cap)."""
+        if cap not in self._widths:
+            groups = Groups.pack(tuple(self.layout.level_sizes), cap)
+            n_x = int(groups.offsets[-1]) + int(self.layout.n_numeric)
+            self._widths[cap] = (
+                4 + n_x * int(self.blocks[0]) + n_x * int(self.blocks[1])
+            )
+        return self._widths[cap]
 
     def _cap_for(self, n_cells: int) -> int:
         if self._fixed_cap is not None:
