@@ -938,10 +938,12 @@ def indicator_values(spec: FeatureSpec, indicators: pd.DataFrame) -> pd.DataFram
         )
     fcodes, uniques = to_text_codes(indicators[key])
     if (fcodes < 0).any():
+        missing = fcodes < 0
         raise DataValidationError(
             column=key,
             problem="missing territory codes",
-            n_bad=int((fcodes < 0).sum()),
+            n_bad=int(missing.sum()),
+            examples=[f"row {r}" for r in _first_rows(missing, range(len(missing)))],
             where=where,
             fix="Every indicator row needs a territory code.",
         )

@@ -623,6 +623,7 @@ def test_indicator_table_with_missing_values_or_codes() -> None:
         indicator_values(_territory_spec(), ind)
     assert info.value.column == "codigo"
     assert info.value.n_bad == 2
+    assert info.value.examples == ["row 1", "row 2"]  # the rows, as elsewhere
     with pytest.raises(SchemaError, match="Missing: 'pct_agro'"):
         indicator_values(_territory_spec(), ind.rename(columns={"pct_agro": "agro"}))
 
