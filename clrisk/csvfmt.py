@@ -58,6 +58,7 @@ EXTRA = "\x00clrisk:field beyond the header"
 # a number written in a decimal-comma locale: digits, or digits grouped by
 # thousands with ".", then an optional ",decimals"
 _LOCALE_NUMBER = re.compile(r"^\s*[-+]?(?:\d+|[1-9]\d{0,2}(?:\.\d{3})+)(?:,\d+)?\s*$")
+_POINT_NUMBER = re.compile(r"^\s*[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
 _GROUPED = re.compile(r"^\s*[-+]?[1-9]\d{0,2}(?:\.\d{3})+(?:,\d+)?\s*$")
 
 
@@ -295,7 +296,9 @@ class LocaleNumbers:
             number = values.str.match(_LOCALE_NUMBER)
             grouped = values.str.match(_GROUPED)
             comma = number & values.str.contains(",", regex=False)
-            point = values.str.contains(".", regex=False) & ~grouped
+            # a number with a decimal point (not text such as "s.d.": that
+            # is left as it is, for the numeric check to refuse by row)
+            point = values.str.match(_POINT_NUMBER) & ~grouped
             marks[str(col)] = (col, values, grouped, comma, point)
             self._evidence(str(col), values, comma, point, grouped)
         self._check_file()

@@ -549,3 +549,18 @@ def test_the_decimal_mark_is_judged_on_every_column(
     assert table["poblacion"].tolist() == ["12345", "980"]
     assert table["tasa"].tolist() == ["3.5", "12.25"]
     assert table["cuestionario"].tolist() == ["2.1", "2.1"]
+
+
+def test_text_marker_with_a_dot_in_a_decimal_comma_column_is_not_a_number(
+    tmp_path: Path, model: clrisk.RiskModel, census: pd.DataFrame
+) -> None:
+    """A 'no data' marker such as 's.d.' among decimal-comma numbers is named
+    as a value that is not a number, by row (was: refused as '.' read two
+    ways, as if it were a decimal point)."""
+    frame = census.astype({"h_personas": object})
+    frame.loc[5, "h_personas"] = "2,5"
+    frame.loc[40, "h_personas"] = "s.d."
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, sep=";", index=False)
+    with pytest.raises(DataValidationError, match=r"not numbers.*row 40.*'s\.d\.'"):
+        clrisk.predict(model, path, territory="municipio")
