@@ -192,7 +192,8 @@ def one_pass(limit):
             glob = np.fromiter(
                 (ids.setdefault(k, len(ids)) for k in coded.territories),
                 dtype=np.int64, count=len(coded.territories))
-            acc.add(coded.codes, coded.numerics, glob[coded.territory], len(ids), None)
+            acc.add(coded.code_columns, coded.numeric_columns, glob[coded.territory],
+                    len(ids), None, codes_checked=True)
             rows += coded.n
             if rows >= limit:
                 break

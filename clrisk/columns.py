@@ -16,7 +16,9 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-__all__ = ["Columns", "as_matrix", "column_list", "n_columns"]
+from clrisk.exceptions import InvalidParameterError
+
+__all__ = ["Columns", "as_matrix", "check_codes", "column_list"]
 
 Columns: TypeAlias = np.ndarray | Sequence[np.ndarray]
 
@@ -25,16 +27,12 @@ def column_list(data: Columns) -> list[np.ndarray]:
     """The columns of `data` (views of a 2-D array's columns, not copies)."""
     if isinstance(data, np.ndarray):
         if data.ndim != 2:
-            raise ValueError(
-                f"expected a 2-D array of rows; got {data.ndim} dimensions"
+            raise InvalidParameterError(
+                f"Rows must be a 2-D array or a sequence of columns; got an "
+                f"array of {data.ndim} dimensions."
             )
         return [data[:, j] for j in range(data.shape[1])]
     return [np.asarray(c) for c in data]
-
-
-def n_columns(data: Columns) -> int:
-    """Number of columns of `data`."""
-    return int(data.shape[1]) if isinstance(data, np.ndarray) else len(data)
 
 
 def as_matrix(data: Columns, n_rows: int, dtype: Any = None) -> np.ndarray:
@@ -47,5 +45,34 @@ def as_matrix(data: Columns, n_rows: int, dtype: Any = None) -> np.ndarray:
     kind = dtype if dtype is not None else (cols[0].dtype if cols else np.float64)
     out = np.empty((n_rows, len(cols)), dtype=kind, order="F")
     for j, col in enumerate(cols):
+        if col.shape != (n_rows,):
+            raise InvalidParameterError(
+                f"Column {j} has shape {col.shape}; expected ({n_rows},)."
+            )
         out[:, j] = col
     return out
+
+
+def check_codes(
+    codes: Sequence[np.ndarray], sizes: Sequence[int], checked: bool = False
+) -> None:
+    """Refuse codes that do not fit a model with `sizes` levels per feature:
+    another number of columns, or (unless `checked`: codes made by
+    :func:`clrisk.features.encode` are) a code outside ``0..L-1``, which the
+    compiled kernel would read a table and write a sum out of bounds with."""
+    if len(codes) != len(sizes):
+        raise InvalidParameterError(
+            f"The codes have {len(codes)} columns; the model has {len(sizes)} "
+            "categorical features."
+        )
+    if checked:
+        return
+    for j, (col, size) in enumerate(zip(codes, sizes, strict=True)):
+        if len(col) == 0:
+            continue
+        lo, hi = int(col.min()), int(col.max())
+        if lo < 0 or hi >= size:
+            raise InvalidParameterError(
+                f"Codes of categorical feature {j} must be in 0..{size - 1} (its "
+                f"levels); got {lo}..{hi}."
+            )

@@ -46,7 +46,8 @@ class CodedFrame:
     """A table coded by a specification.
 
     The coded features are held column by column (:mod:`clrisk.columns`): a
-    column that needs no coding is the input's own array, not a copy.
+    column that needs no coding is the input's own array (a read-only view),
+    not a copy, so it reflects later changes to the input table.
 
     Attributes
     ----------
@@ -217,6 +218,7 @@ def _sorted_text_codes(
         Remembers the sorted text of a categorical column's categories under
         `name`, for the next table with the same categories.
     name : str
+        The name the categories are remembered under (the workspace slot).
 
     Returns
     -------
@@ -490,7 +492,7 @@ def encode(
             table[src.column], src.column, where, reject, numbering
         )
         if src.scale == 1:  # the input's own column where it is float64
-            numeric_columns.append(values)
+            numeric_columns.append(_read_only(values))
         else:
             numeric_columns.append(np.multiply(values, src.scale, out=numerics[:, q]))
     numeric_columns += [numerics[:, q] for q in range(len(spec.numeric), n_num)]
@@ -684,6 +686,14 @@ def _check_columns(
         )
 
 
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """A read-only view of `values` (the caller's own column, in a coded
+    frame: nothing may write to it through the frame)."""
+    view = values.view()
+    view.flags.writeable = False
+    return view
+
+
 def _fits(value: int, dtype: np.dtype[Any]) -> bool:
     """Whether `value` is within the range of the integer type `dtype`."""
     info = np.iinfo(dtype)
@@ -701,7 +711,7 @@ def _integer_codes(
     too wide for a table. Written into `out` when given (int8 or int16, wide
     enough for the level indices; by default int16), unless the column
     already holds the level indices in that type: then it is returned as it is
-    (not a copy).
+    (a read-only view, not a copy).
     """
     if not pd.api.types.is_integer_dtype(col.dtype) or len(col) == 0:
         return None
@@ -730,7 +740,7 @@ def _integer_codes(
         # (exact: the values and the results fit), or in the column's own
         # type when it is that of `out` and holds the shift (no casts)
         if values.dtype == out.dtype and shift == 0:
-            return values  # already level indices: the column itself, no copy
+            return _read_only(values)  # already level indices: the column itself
         if values.dtype == out.dtype and _fits(shift, out.dtype):
             np.add(values, out.dtype.type(shift), out=out)
         else:

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from clrisk.columns import Columns, column_list
+from clrisk.columns import Columns, check_codes, column_list
 from clrisk.exceptions import InvalidParameterError
 
 # numba is optional (the reference kernel works without it) and imported on
@@ -685,7 +685,12 @@ def _threads() -> int:
 
 
 def _in_threads(
-    rows: Any, n_rows: int, n_threads: int, args: Any, min_rows: int = 4 * BLOCK
+    rows: Any,
+    n_rows: int,
+    n_threads: int,
+    args: Any,
+    min_rows: int = 4 * BLOCK,
+    keep: Any = None,
 ) -> None:
     """Run ``rows(*args(t, lo, hi))`` for thread t = 0..n_threads-1 on
     contiguous ranges of rows, each in its own thread (the calling one and a
@@ -698,6 +703,10 @@ def _in_threads(
     and a parallel loop takes several seconds more to compile. A few rows run
     in the calling thread alone (``args(t, lo, hi)`` is then called for t = 0
     with all rows).
+
+    Each thread holds `keep` (the columns the compiled code reads through
+    their addresses) until its rows are done: a wait cut short (Ctrl-C) can
+    then not free them while a thread still reads them.
     """
     global _POOL
     if n_threads <= 1 or n_rows < min_rows:
@@ -710,7 +719,7 @@ def _in_threads(
         pool = _POOL[0]
     bounds = [t * n_rows // n_threads for t in range(n_threads + 1)]
     others = [
-        pool.submit(rows, *args(t, bounds[t], bounds[t + 1]))
+        pool.submit(_holding, keep, rows, *args(t, bounds[t], bounds[t + 1]))
         for t in range(1, n_threads)
     ]
     try:
@@ -718,6 +727,11 @@ def _in_threads(
     finally:
         for future in others:
             future.result()
+
+
+def _holding(keep: Any, rows: Any, *args: Any) -> None:
+    """``rows(*args)``, with `keep` referenced until it returns."""
+    rows(*args)
 
 
 def _model(scorer: Any, groups: Groups) -> Model:
@@ -755,12 +769,18 @@ def _inputs(
     cell: np.ndarray,
     n_cells: int,
     weight: np.ndarray | None,
+    sizes: tuple[int, ...],
+    n_numeric: int,
+    codes_checked: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """Check the rows and lay them out for the compiled code.
 
-    The compiled code trusts its inputs: one length for every row array, and
-    cell numbers in ``0..n_cells-1``. It reads the columns of codes and
-    numerics where they lie, through their addresses.
+    The compiled code trusts its inputs: one column of codes per feature of
+    the model (`sizes` levels each) and one of numerics per coefficient
+    (`n_numeric`), codes in ``0..L-1`` (checked unless `codes_checked`),
+    one length for every row array, and cell numbers in ``0..n_cells-1``.
+    It reads the columns of codes and numerics where they lie, through their
+    addresses.
 
     Returns
     -------
@@ -771,10 +791,12 @@ def _inputs(
         must stay referenced while the compiled code reads them.
     """
     code_cols = column_list(codes)
+    for c in code_cols:
+        if c.dtype.kind not in "iub":
+            raise InvalidParameterError(f"Codes must be integers; got type {c.dtype}.")
     kind = np.result_type(*code_cols) if code_cols else np.dtype(np.int8)
-    if kind.kind not in "iub":
-        raise InvalidParameterError(f"Codes must be integers; got type {kind}.")
-    kind = np.dtype(np.int8) if kind.kind == "b" else kind
+    if kind.kind not in "iu":  # booleans; or int64 with uint64 (float64)
+        kind = np.dtype(np.int8 if kind.kind == "b" else np.int64)
     code_cols = [np.ascontiguousarray(c, dtype=kind) for c in code_cols]
     num_cols = [
         np.ascontiguousarray(c, dtype=np.float64) for c in column_list(numerics)
@@ -782,6 +804,11 @@ def _inputs(
     columns = code_cols + num_cols
     if any(c.ndim != 1 for c in columns):
         raise InvalidParameterError("Each column of codes and numerics must be 1-D.")
+    if len(num_cols) != n_numeric:
+        raise InvalidParameterError(
+            f"The numerics have {len(num_cols)} columns; the model has "
+            f"{n_numeric} numeric features."
+        )
     lengths = {len(c) for c in columns} | {len(cell)}
     if isinstance(codes, np.ndarray):  # rows without categorical features
         lengths.add(len(codes))
@@ -799,6 +826,7 @@ def _inputs(
             f"Cell numbers must be in 0..{n_cells - 1}; got "
             f"{int(cell.min())}..{int(cell.max())}."
         )
+    check_codes(code_cols, sizes, codes_checked)
 
     def at(cols: list[np.ndarray]) -> np.ndarray:
         return np.array([c.ctypes.data for c in cols], dtype=np.int64)
@@ -822,6 +850,8 @@ def shifted_risk_compiled(
     cell: np.ndarray,
     shifts: np.ndarray,
     weight: np.ndarray | None,
+    *,
+    codes_checked: bool = False,
 ) -> np.ndarray:
     """Σ w·F(η - shift) per cell for each column of `shifts`, as
     :func:`clrisk.scoring.shifted_risk` (the counterfactual risks of the
@@ -836,6 +866,9 @@ def shifted_risk_compiled(
     cell : ndarray of shape (n_rows,), integer in ``0..n_cells-1``
     shifts : ndarray of shape (n_cells, n_shifts)
     weight : ndarray of shape (n_rows,), optional
+    codes_checked : bool, default False
+        Whether every code is known to be a level index (as
+        :func:`clrisk.features.encode` makes them): skips checking it.
 
     Returns
     -------
@@ -843,11 +876,12 @@ def shifted_risk_compiled(
     """
     _compiled()
     n_cells, n_shifts = shifts.shape
-    # the columns stay referenced until the compiled code has read them
-    code_at, code_like, num_at, _columns = _inputs(
-        codes, numerics, cell, n_cells, weight
-    )
     sizes = tuple(len(lut) for lut in scorer.luts)
+    n_num = len(scorer.beta_numeric)
+    # the columns stay referenced until the compiled code has read them
+    code_at, code_like, num_at, columns = _inputs(
+        codes, numerics, cell, n_cells, weight, sizes, n_num, codes_checked
+    )
     model = _model(scorer, _groups(sizes, CAP))
     n_threads = _threads()
     acc = np.zeros((n_threads, n_cells, n_shifts))
@@ -859,7 +893,7 @@ def shifted_risk_compiled(
         rows = (code_at, code_like, num_at, cell, w, weight is not None, model)
         return (*rows, shifts_t, acc[t], lo, hi, BLOCK)
 
-    _in_threads(_shifted_rows, len(cell), n_threads, args)
+    _in_threads(_shifted_rows, len(cell), n_threads, args, keep=columns)
     return np.asarray(acc.sum(axis=0))
 
 
@@ -898,6 +932,7 @@ def accumulate_compiled(
     *,
     blocks: Blocks = (True, True),
     cap: int | None = None,
+    codes_checked: bool = False,
 ) -> np.ndarray:
     """The statistics of each cell, as :func:`clrisk.scoring.accumulate`.
 
@@ -918,13 +953,16 @@ def accumulate_compiled(
         Largest joint number of levels of a group of features (1: no groups).
         By default chosen by :func:`choose_cap`; the result does not depend on
         it beyond rounding.
+    codes_checked : bool, default False
+        Whether every code is known to be a level index (as
+        :func:`clrisk.features.encode` makes them): skips checking it.
 
     Returns
     -------
     ndarray of shape (n_cells, layout.width), float64
     """
     acc = Accumulator(scorer, layout, blocks=blocks, cap=cap, n_rows=len(cell))
-    acc.add(codes, numerics, cell, n_cells, weight)
+    acc.add(codes, numerics, cell, n_cells, weight, codes_checked=codes_checked)
     return acc.result(n_cells)
 
 
@@ -992,12 +1030,23 @@ class Accumulator:
         cell: np.ndarray,
         n_cells: int,
         weight: np.ndarray | None,
+        *,
+        codes_checked: bool = False,
     ) -> None:
         """Add rows (cells numbered in ``0..n_cells-1`` for the whole pass);
-        codes and numerics as 2-D arrays or their columns."""
+        codes and numerics as 2-D arrays or their columns (`codes_checked`:
+        as in :func:`accumulate_compiled`)."""
+        layout = self.layout
         # the columns stay referenced until the compiled code has read them
-        code_at, code_like, num_at, _columns = _inputs(
-            codes, numerics, cell, n_cells, weight
+        code_at, code_like, num_at, columns = _inputs(
+            codes,
+            numerics,
+            cell,
+            n_cells,
+            weight,
+            tuple(layout.level_sizes),
+            int(layout.n_numeric),
+            codes_checked,
         )
         if self._groups is None or n_cells > self._acc.shape[1]:
             self._reserve(n_cells)
@@ -1008,7 +1057,7 @@ class Accumulator:
             rows = (code_at, code_like, num_at, cell, w, weight is not None, model)
             return (*rows, acc[t], do_x, do_g, lo, hi, BLOCK)
 
-        _in_threads(_rows, len(cell), self.n_threads, args)
+        _in_threads(_rows, len(cell), self.n_threads, args, keep=columns)
 
     def result(self, n_cells: int) -> np.ndarray:
         """The sums of cells ``0..n_cells-1``: shape (n_cells, layout.width)."""

@@ -613,7 +613,10 @@ class _Pass:
         if coded.n == 0:
             return None, coded
         cell, keys = _cells(coded, chunk, self.by, self.spec)
-        totals.add(keys, cell, coded.code_columns, coded.numeric_columns, coded.weight)
+        totals.add(
+            keys, cell, coded.code_columns, coded.numeric_columns, coded.weight,
+            codes_checked=True,  # made by encode: level indices
+        )  # fmt: skip
         pairs = _region_pairs(coded, chunk, self.region) if self.region else None
         return pairs, coded
 
@@ -875,6 +878,7 @@ def _with_counterfactual(
             shifts,
             coded.weight,
             kernel=kernel,
+            codes_checked=True,  # made by encode: level indices
         )
     cf = 100 * total / cells.sums[:, 1:2]
     return replace(

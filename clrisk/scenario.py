@@ -223,10 +223,14 @@ def simulate(
             keys = pd.DataFrame({"territory": coded.territories})
             cell, row_weight = coded.territory, coded.weight
             base_totals.add(
-                keys, cell, coded.code_columns, coded.numeric_columns, row_weight
-            )
+                keys, cell, coded.code_columns, coded.numeric_columns, row_weight,
+                codes_checked=True,  # made by encode: level indices
+            )  # fmt: skip
             codes, numerics, selected = _apply(coded, todo, view.spec)
-            moved_totals.add(keys, cell, codes, numerics, row_weight)
+            moved_totals.add(
+                keys, cell, codes, numerics, row_weight,
+                codes_checked=True,  # encode's codes, changed to level indices
+            )  # fmt: skip
             if todo[0].share is not None:
                 share = _share_sums(coded, todo[0], view.spec, selected)
                 for t, sums in zip(coded.territories, share, strict=True):

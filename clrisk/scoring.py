@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clrisk import kernel as compiled
-from clrisk.columns import Columns, column_list
+from clrisk.columns import Columns, check_codes, column_list
 from clrisk.exceptions import InvalidParameterError
 from clrisk.link import Link, cdf, pdf
 from clrisk.spec import FeatureSpec
@@ -135,16 +135,51 @@ class Scorer:
         return np.concatenate([*self.luts, self.beta_numeric])
 
     def linear_predictor(
-        self, codes: Columns, numerics: Columns, n_rows: int
+        self,
+        codes: Columns,
+        numerics: Columns,
+        n_rows: int | None = None,
+        *,
+        codes_checked: bool = False,
     ) -> np.ndarray:
-        """η for each of `n_rows` rows: intercept + table lookups + numerics
-        @ beta (codes and numerics as 2-D arrays or their columns)."""
+        """η for each row: intercept + table lookups + numerics @ beta.
+
+        Parameters
+        ----------
+        codes : ndarray of shape (n_rows, n_categorical), integer, or its columns
+        numerics : ndarray of shape (n_rows, n_numeric), float, or its columns
+        n_rows : int, optional
+            Number of rows; by default that of `codes` or `numerics` (needed
+            only when the model has neither categorical nor numeric features
+            and they are given as empty sequences).
+        codes_checked : bool, default False
+            Whether every code is known to be a level index (as
+            :func:`clrisk.features.encode` makes them): skips checking it.
+        """
+        cols, nums = column_list(codes), column_list(numerics)
+        check_codes(cols, [len(lut) for lut in self.luts], codes_checked)
+        if len(nums) != len(self.beta_numeric):
+            raise InvalidParameterError(
+                f"The numerics have {len(nums)} columns; the model has "
+                f"{len(self.beta_numeric)} numeric features."
+            )
+        if n_rows is None:
+            n_rows = _n_rows(codes, cols) or _n_rows(numerics, nums)
+            if n_rows is None:
+                raise InvalidParameterError("Give n_rows: no column tells it.")
         eta = np.full(n_rows, self.intercept)
-        for lut, col in zip(self.luts, column_list(codes), strict=True):
+        for lut, col in zip(self.luts, cols, strict=True):
             eta += lut[col]
-        for b, col in zip(self.beta_numeric, column_list(numerics), strict=True):
+        for b, col in zip(self.beta_numeric, nums, strict=True):
             eta += b * col
         return eta
+
+
+def _n_rows(data: Columns, cols: list[np.ndarray]) -> int | None:
+    """Rows of a 2-D array or of its first column (None without either)."""
+    if isinstance(data, np.ndarray):
+        return int(data.shape[0])
+    return len(cols[0]) if cols else None
 
 
 def accumulate(
@@ -157,6 +192,7 @@ def accumulate(
     layout: StatsLayout,
     *,
     kernel: str = "auto",
+    codes_checked: bool = False,
 ) -> np.ndarray:
     """The statistics of each cell in one pass, with the kernel chosen.
 
@@ -168,11 +204,12 @@ def accumulate(
     _check_kernel(kernel)
     if kernel == "numpy" or not compiled.available():
         return accumulate_reference(
-            scorer, codes, numerics, cell, n_cells, weight, layout
-        )
+            scorer, codes, numerics, cell, n_cells, weight, layout,
+            codes_checked=codes_checked,
+        )  # fmt: skip
     return compiled.accumulate_compiled(
         scorer, codes, numerics, cell.astype(np.int64, copy=False), n_cells, weight,
-        layout,
+        layout, codes_checked=codes_checked,
     )  # fmt: skip
 
 
@@ -184,6 +221,8 @@ def accumulate_reference(
     n_cells: int,
     weight: np.ndarray | None,
     layout: StatsLayout,
+    *,
+    codes_checked: bool = False,
 ) -> np.ndarray:
     """The statistics of each cell in one pass (plain-numpy reference kernel).
 
@@ -198,6 +237,9 @@ def accumulate_reference(
     weight : ndarray of shape (n_rows,), optional
         Row weights (1 when None).
     layout : StatsLayout
+    codes_checked : bool, default False
+        Whether every code is known to be a level index (as
+        :func:`clrisk.features.encode` makes them): skips checking it.
 
     Returns
     -------
@@ -205,7 +247,7 @@ def accumulate_reference(
     """
     n = len(cell)
     w = np.ones(n) if weight is None else weight
-    eta = scorer.linear_predictor(codes, numerics, n)
+    eta = scorer.linear_predictor(codes, numerics, n, codes_checked=codes_checked)
     p = cdf(eta, scorer.link)
     wf = w * pdf(eta, scorer.link, p)
     out = np.zeros((n_cells, layout.width))
@@ -239,6 +281,7 @@ def shifted_risk(
     weight: np.ndarray | None,
     *,
     kernel: str = "auto",
+    codes_checked: bool = False,
 ) -> np.ndarray:
     """Σ w·F(η - shift) per cell for each column of `shifts`.
 
@@ -250,6 +293,9 @@ def shifted_risk(
         As in :func:`accumulate`: the compiled pass
         (:func:`clrisk.kernel.shifted_risk_compiled`) or this plain-numpy
         reference; the same sums to rounding.
+    codes_checked : bool, default False
+        Whether every code is known to be a level index (as
+        :func:`clrisk.features.encode` makes them): skips checking it.
 
     Returns
     -------
@@ -258,11 +304,13 @@ def shifted_risk(
     _check_kernel(kernel)
     if kernel != "numpy" and compiled.available():
         return compiled.shifted_risk_compiled(
-            scorer, codes, numerics, cell, shifts, weight
+            scorer, codes, numerics, cell, shifts, weight, codes_checked=codes_checked
         )
     n_cells, k = shifts.shape
     w = np.ones(len(cell)) if weight is None else weight
-    eta = scorer.linear_predictor(codes, numerics, len(cell))
+    eta = scorer.linear_predictor(
+        codes, numerics, len(cell), codes_checked=codes_checked
+    )
     out = np.empty((n_cells, k))
     for j in range(k):
         p = cdf(eta - shifts[cell, j], scorer.link)
@@ -421,6 +469,8 @@ class PassTotals:
         codes: Columns,
         numerics: Columns,
         weight: np.ndarray | None,
+        *,
+        codes_checked: bool = False,
     ) -> None:
         """Add the rows of one piece.
 
@@ -430,24 +480,29 @@ class PassTotals:
             Distinct keys of the piece's cells (``territory`` first).
         cell : ndarray of shape (n_rows,)
             Row of `keys` of each row.
-        codes, numerics, weight
+        codes, numerics, weight, codes_checked
             As in :func:`accumulate`.
         """
         ids = self._ids(keys)
         if self._acc is not None and self._acc.fits(len(self._row)):
             cells = ids[cell] if len(cell) else np.zeros(0, dtype=np.int64)
-            self._acc.add(codes, numerics, cells, len(self._row), weight)
+            self._acc.add(
+                codes, numerics, cells, len(self._row), weight,
+                codes_checked=codes_checked,
+            )  # fmt: skip
             return
         # the numpy kernel, or more cells than the pass-wide sums may hold:
         # the piece's own cells, added to their rows
         if self._acc is not None:
             sums = compiled.accumulate_compiled(
-                self.scorer, codes, numerics, cell, len(keys), weight, self.layout
-            )
+                self.scorer, codes, numerics, cell, len(keys), weight, self.layout,
+                codes_checked=codes_checked,
+            )  # fmt: skip
         else:
             sums = accumulate_reference(
-                self.scorer, codes, numerics, cell, len(keys), weight, self.layout
-            )
+                self.scorer, codes, numerics, cell, len(keys), weight, self.layout,
+                codes_checked=codes_checked,
+            )  # fmt: skip
         if len(self._row) > len(self._sums):
             grown = np.zeros((max(2 * len(self._sums), len(self._row)), sums.shape[1]))
             grown[: len(self._sums)] = self._sums

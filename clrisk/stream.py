@@ -21,12 +21,16 @@ caller scores the current one (decoding releases the GIL).
 
 A file that cannot be read — truncated, corrupt, or a batch whose column type
 differs from the rest — raises :class:`~clrisk.exceptions.DataValidationError`
-naming the file and the row range; the caller gets no partial result.
+naming the file and the row range; the caller gets no partial result. A
+Parquet or Arrow file must not be rewritten while it is read: it is
+memory-mapped, and one cut short in the middle of a batch stops the process
+(between batches, a Parquet file cut short is refused with that error).
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import mmap
 import queue
 import threading
@@ -228,6 +232,8 @@ def _parquet(path: Path) -> FrameSource:
         done = _row_group_starts(reader.metadata)
         it = reader.iter_batches(batch_size=size, columns=list(columns))
         while True:
+            if mapping is not None:
+                mapping.check(path, offset)
             try:
                 batch = next(it)
             except StopIteration:
@@ -250,8 +256,9 @@ class _Mapping:
 
     Handing pages back (``madvise(MADV_DONTNEED)`` on a shared file mapping)
     loses nothing: a page touched again is read again from the page cache.
-    As with any memory-mapped read, the file must not be cut short by another
-    program while it is read (the operating system would stop the process).
+    A file cut short by another program while it is read is refused between
+    batches (:meth:`check`); cut short while pyarrow decodes a batch, it
+    stops the process, as any memory-mapped read does.
     """
 
     def __init__(self, data: mmap.mmap) -> None:
@@ -274,6 +281,19 @@ class _Mapping:
         import pyarrow as pa
 
         return pa.BufferReader(pa.py_buffer(self._map))
+
+    def check(self, path: Path, offset: int) -> None:
+        """Refuse to read on when the file has been cut short since it was
+        mapped (reading a page beyond its end would stop the process)."""
+        if self._map.size() < len(self._map):
+            raise DataValidationError(
+                column="(file)",
+                problem="the file was cut short while it was read (another "
+                "program rewrote it)",
+                n_bad=0,
+                fix="Read it again once it is written; no result was produced from it.",
+                where=f"'{path}', rows from {offset:,}",
+            )
 
     def release(self, stop: int) -> None:
         """Drop the pages wholly before byte `stop` from resident memory."""
@@ -304,8 +324,9 @@ def _row_group_starts(meta: Any) -> Callable[[int], int]:
             if chunks
             else 0
         )
-    # the first byte of any row group not wholly read
-    later = [min(starts[k:]) for k in range(len(starts))] + [2**62]
+    # the first byte of any row group not wholly read (a suffix minimum)
+    later: list[int] = [*itertools.accumulate(reversed(starts), min)][::-1]
+    later.append(2**62)
 
     def done(read: int) -> int:
         return later[bisect.bisect_right(ends, read)]

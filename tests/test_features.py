@@ -276,6 +276,7 @@ def test_workspace_reuses_memory_and_codes_the_same(country: clrisk.Country) -> 
         assert shared.codes.flags.f_contiguous and shared.numerics.flags.f_contiguous
         own = shared.code_columns[attends]
         assert np.shares_memory(own, piece["p_asiste"].to_numpy())
+        assert not own.flags.writeable  # the caller's data, read only
         assert not np.shares_memory(shared.code_columns[sex], census.to_numpy())
         # the first feature's codes (age groups from ages) start the workspace
         kept.append(shared.code_columns[0])

@@ -360,21 +360,40 @@ def test_columns_equal_the_matrix_exactly() -> None:
 
 
 def test_columns_of_the_wrong_shape_or_type_are_refused() -> None:
-    """The compiled code reads columns through their addresses: each must
-    be 1-D, of the rows' length, and codes integers."""
+    """The compiled code reads columns through their addresses and trusts
+    them: each must be 1-D, of the rows' length, one per feature of the
+    model, and codes integers within the feature's levels (the reference
+    kernel refuses the same)."""
     scorer = Scorer(0.0, (np.array([0.0, 1.0]),), np.zeros(1), "logit")
     layout = StatsLayout((2,), 1)
     cell = np.zeros(4, np.int64)
     x = [np.zeros(4)]
     good = [np.zeros(4, np.int8)]
+    shifts = np.zeros((1, 1))
     for codes, numerics, match in (
         ([np.zeros(3, np.int8)], x, "one length"),
         (good, [np.zeros(5)], "one length"),
         ([np.zeros((4, 1), np.int8)], x, "1-D"),
         ([np.zeros(4)], x, "integers"),
+        ([], x, "codes have 0 columns; the model has 1"),
+        (good * 2, x, "codes have 2 columns"),
+        (good, [], "numerics have 0 columns; the model has 1"),
+        (good, x * 3, "numerics have 3 columns"),
+        ([np.array([0, 1, 2, 0], np.int8)], x, r"in 0\.\.1 .*got 0\.\.2"),
+        ([np.array([0, -1, 1, 0], np.int8)], x, r"got -1\.\.1"),
+        (np.zeros((4, 1, 1), np.int8), x, "2-D array or a sequence"),
     ):
         with pytest.raises(InvalidParameterError, match=match):
             kernel.accumulate_compiled(scorer, codes, numerics, cell, 1, None, layout)
+        with pytest.raises(InvalidParameterError, match=match):
+            kernel.shifted_risk_compiled(scorer, codes, numerics, cell, shifts, None)
+        if match not in ("1-D", "integers") and "one length" not in match:
+            with pytest.raises(InvalidParameterError, match=match):
+                accumulate_reference(scorer, codes, numerics, cell, 1, None, layout)
+    # codes known to be level indices (encode's) are not checked again
+    kernel.accumulate_compiled(
+        scorer, good, x, cell, 1, None, layout, codes_checked=True
+    )
 
 
 def test_compiled_passes_refuse_bad_cells_and_lengths() -> None:

@@ -389,3 +389,23 @@ def test_empty_parquet_file_is_a_clear_error(
     path.write_bytes(b"")
     with pytest.raises(DataValidationError, match=r"empty\.parquet.*cannot be read"):
         clrisk.predict(model, path, **country.predict_kwargs)
+
+
+def test_parquet_cut_short_while_read_is_refused_between_batches(
+    tmp_path: Path,
+) -> None:
+    """A memory-mapped file that another program cuts short while it is read
+    is refused, naming the file and the rows, before the next batch is read
+    (reading past its new end would stop the process)."""
+    import os
+
+    path = tmp_path / "rewritten.parquet"
+    x = np.random.default_rng(0).random(400_000)
+    pq.write_table(pa.table({"x": x}), path, row_group_size=50_000, compression="none")
+    batches = open_frame(path).batches(["x"], 50_000, ())
+    next(batches)
+    os.truncate(path, path.stat().st_size // 2)
+    with pytest.raises(
+        DataValidationError, match=r"rewritten\.parquet', rows from 50,000.*cut short"
+    ):
+        list(batches)
