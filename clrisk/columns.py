@@ -58,13 +58,20 @@ def check_codes(
 ) -> None:
     """Refuse codes that do not fit a model with `sizes` levels per feature:
     another number of columns, or (unless `checked`: codes made by
-    :func:`clrisk.features.encode` are) a code outside ``0..L-1``, which the
-    compiled kernel would read a table and write a sum out of bounds with."""
+    :func:`clrisk.features.encode` are) a code outside ``0..L-1``, which
+    would give wrong sums (the compiled kernel stops at one beyond its
+    group's joint codes, rather than read or write out of bounds), or codes
+    that are not integers."""
     if len(codes) != len(sizes):
         raise InvalidParameterError(
             f"The codes have {len(codes)} columns; the model has {len(sizes)} "
             "categorical features."
         )
+    for j, col in enumerate(codes):
+        if col.dtype.kind not in "iub":
+            raise InvalidParameterError(
+                f"Codes must be integers; column {j} has type {col.dtype}."
+            )
     if checked:
         return
     for j, (col, size) in enumerate(zip(codes, sizes, strict=True)):

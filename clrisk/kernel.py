@@ -84,6 +84,7 @@ __all__ = [
     "Groups",
     "accumulate_compiled",
     "available",
+    "check_layout",
     "choose_cap",
     "shifted_risk_compiled",
 ]
@@ -384,11 +385,12 @@ def _block_py(
     jc: np.ndarray,
     eta: np.ndarray,
     ww: np.ndarray,
-) -> None:  # pragma: no cover - compiled by numba; tested through the kernel
+) -> bool:  # pragma: no cover - compiled by numba; tested through the kernel
     """The joint codes `jc`, linear predictor `eta` and weights `ww` (1
     without weights) of rows ``r0..r0+k``. The columns of codes and numerics
     are at the addresses `code_at` and `num_at` (codes of the type of
-    `code_like`, numerics float64: see :func:`_inputs`)."""
+    `code_like`, numerics float64: see :func:`_inputs`). False (`eta` not
+    made) when a joint code lies beyond its group."""
     intercept, beta_num, feat, feat_levels, gstart, jlut, joff, _ = model
     if has_weight:
         wr = weight[r0 : r0 + k]
@@ -446,11 +448,22 @@ def _block_py(
         for i in range(k):
             eta[i] += b * x[i]
         q += 1
+    # the joint codes index the tables and the sums: one beyond its group
+    # (a code outside its levels: memory changed after the codes were
+    # checked) stops the pass here rather than read or write out of bounds
+    for g in range(n_groups):
+        jg = jc[g]
+        top = np.uint16(0)
+        for i in range(k):
+            top = max(top, jg[i])
+        if top >= joff[g + 1] - joff[g]:
+            return False
     for g in range(n_groups):
         jg = jc[g]
         t_g = jlut[joff[g] : joff[g + 1]]
         for i in range(k):
             eta[i] += t_g[jg[i]]
+    return True
 
 
 def _link_block_py(
@@ -567,8 +580,10 @@ def _rows_py(
     lo: int,
     hi: int,
     block: int,
+    status: np.ndarray,
 ) -> None:  # pragma: no cover - compiled by numba; tested through the kernel
-    """Rows ``lo..hi`` added to one thread's sums `acc` (n_cells, width)."""
+    """Rows ``lo..hi`` added to one thread's sums `acc` (n_cells, width);
+    ``status[0] = 1`` and a stop at a code beyond its levels."""
     gstart, joff, probit = model[4], model[6], model[7]
     n_num = num_at.shape[0]
     n_groups = gstart.shape[0] - 1
@@ -579,9 +594,11 @@ def _rows_py(
     jc, eta, ww, wp, wf, poly, s1, s2, one = _work(n_groups, block)
     for r0 in range(lo, hi, block):
         k = min(block, hi - r0)
-        _block(
+        if not _block(
             code_at, code_like, num_at, weight, has_weight, r0, k, model, jc, eta, ww
-        )
+        ):
+            status[0] = 1
+            return
         # probability p and density f = dp/deta, weighted
         _link_block(eta, ww, k, probit, True, wp, wf, poly, s1, s2)
         # accumulate run by run: rows of one cell add their totals once (runs
@@ -621,18 +638,22 @@ def _shifted_rows_py(
     lo: int,
     hi: int,
     block: int,
+    status: np.ndarray,
 ) -> None:  # pragma: no cover - compiled by numba; tested through it
     """Rows ``lo..hi``: ``acc[c, j] += w·F(η - shifts_t[j, c])`` for every
-    shift j (one thread's sums, shape (n_cells, n_shifts))."""
+    shift j (one thread's sums, shape (n_cells, n_shifts)); ``status[0] =
+    1`` and a stop at a code beyond its levels."""
     gstart, probit = model[4], model[7]
     n_groups = gstart.shape[0] - 1
     jc, eta, ww, wp, moved, poly, s1, s2, one = _work(n_groups, block)
     starts = np.empty(block + 1, dtype=np.int64)
     for r0 in range(lo, hi, block):
         k = min(block, hi - r0)
-        _block(
+        if not _block(
             code_at, code_like, num_at, weight, has_weight, r0, k, model, jc, eta, ww
-        )
+        ):
+            status[0] = 1
+            return
         cb = cell[r0 : r0 + k]
         n_runs = _runs(cb, k, starts)
         for j in range(shifts_t.shape[0]):
@@ -727,6 +748,30 @@ def _in_threads(
     finally:
         for future in others:
             future.result()
+
+
+def check_layout(scorer: Any, layout: Any) -> None:
+    """Refuse a layout of sums that does not fit the model: the compiled
+    code reads the model's tables and coefficients by the layout's sizes."""
+    sizes = tuple(len(lut) for lut in scorer.luts)
+    if tuple(layout.level_sizes) != sizes or int(layout.n_numeric) != len(
+        scorer.beta_numeric
+    ):
+        raise InvalidParameterError(
+            f"The layout (levels {tuple(layout.level_sizes)}, "
+            f"{int(layout.n_numeric)} numerics) does not fit the model (levels "
+            f"{sizes}, {len(scorer.beta_numeric)} numerics)."
+        )
+
+
+def _check_status(status: np.ndarray) -> None:
+    """Refuse the result of a pass that stopped at a code beyond its levels
+    (its sums are incomplete)."""
+    if status.any():
+        raise InvalidParameterError(
+            "A code lies outside its feature's levels (were the codes changed "
+            "while they were read?); the pass stopped and gave no result."
+        )
 
 
 def _holding(keep: Any, rows: Any, *args: Any) -> None:
@@ -889,11 +934,14 @@ def shifted_risk_compiled(
     w = _writable_weight(weight)
     shifts_t = np.ascontiguousarray(shifts.T, dtype=np.float64)
 
+    status = np.zeros((n_threads, 1), dtype=np.int64)
+
     def args(t: int, lo: int, hi: int) -> tuple[Any, ...]:
         rows = (code_at, code_like, num_at, cell, w, weight is not None, model)
-        return (*rows, shifts_t, acc[t], lo, hi, BLOCK)
+        return (*rows, shifts_t, acc[t], lo, hi, BLOCK, status[t])
 
     _in_threads(_shifted_rows, len(cell), n_threads, args, keep=columns)
+    _check_status(status)
     return np.asarray(acc.sum(axis=0))
 
 
@@ -1002,6 +1050,7 @@ class Accumulator:
     ) -> None:
         if not available():
             raise RuntimeError("numba is not installed: use clrisk.scoring.accumulate.")
+        check_layout(scorer, layout)
         _compiled()
         self.scorer = scorer
         self.layout = layout
@@ -1053,11 +1102,14 @@ class Accumulator:
         w, model, acc = _writable_weight(weight), self._model, self._acc
         do_x, do_g = bool(self.blocks[0]), bool(self.blocks[1])
 
+        status = np.zeros((self.n_threads, 1), dtype=np.int64)
+
         def args(t: int, lo: int, hi: int) -> tuple[Any, ...]:
             rows = (code_at, code_like, num_at, cell, w, weight is not None, model)
-            return (*rows, acc[t], do_x, do_g, lo, hi, BLOCK)
+            return (*rows, acc[t], do_x, do_g, lo, hi, BLOCK, status[t])
 
         _in_threads(_rows, len(cell), self.n_threads, args, keep=columns)
+        _check_status(status)
 
     def result(self, n_cells: int) -> np.ndarray:
         """The sums of cells ``0..n_cells-1``: shape (n_cells, layout.width)."""

@@ -164,12 +164,19 @@ class Scorer:
                 f"{len(self.beta_numeric)} numeric features."
             )
         if n_rows is None:
-            n_rows = _n_rows(codes, cols) or _n_rows(numerics, nums)
-            if n_rows is None:
-                raise InvalidParameterError("Give n_rows: no column tells it.")
+            n_rows = _n_rows(codes, cols)
+        if n_rows is None:
+            n_rows = _n_rows(numerics, nums)
+        if n_rows is None:
+            raise InvalidParameterError("Give n_rows: no column tells it.")
+        if any(len(c) != n_rows for c in cols + nums):
+            raise InvalidParameterError(
+                f"Every column of codes and numerics must have {n_rows} rows; got "
+                f"{sorted({len(c) for c in cols + nums})}."
+            )
         eta = np.full(n_rows, self.intercept)
         for lut, col in zip(self.luts, cols, strict=True):
-            eta += lut[col]
+            eta += lut[np.asarray(col, dtype=np.intp)]  # (booleans: 0/1, not a mask)
         for b, col in zip(self.beta_numeric, nums, strict=True):
             eta += b * col
         return eta
@@ -245,6 +252,7 @@ def accumulate_reference(
     -------
     ndarray of shape (n_cells, layout.width), float64
     """
+    compiled.check_layout(scorer, layout)
     n = len(cell)
     w = np.ones(n) if weight is None else weight
     eta = scorer.linear_predictor(codes, numerics, n, codes_checked=codes_checked)
@@ -452,6 +460,7 @@ class PassTotals:
 
     def __init__(self, scorer: Scorer, layout: StatsLayout, kernel: str = "auto"):
         _check_kernel(kernel)
+        compiled.check_layout(scorer, layout)
         self.scorer = scorer
         self.layout = layout
         self._row: dict[Any, int] = {}

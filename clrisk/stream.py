@@ -228,8 +228,11 @@ def _parquet(path: Path) -> FrameSource:
         text = [c for c in text_columns if c in columns and _is_text(schema, c)]
         mapping = _Mapping.open(path)
         source = path if mapping is None else mapping.reader()
-        reader = pq.ParquetFile(source, pre_buffer=False, read_dictionary=text)
-        done = _row_group_starts(reader.metadata)
+        try:  # the file may have changed since it was opened
+            reader = pq.ParquetFile(source, pre_buffer=False, read_dictionary=text)
+            done = _row_group_starts(reader.metadata)
+        except Exception as exc:
+            raise _unreadable(path, 0, None, exc) from None
         it = reader.iter_batches(batch_size=size, columns=list(columns))
         while True:
             if mapping is not None:

@@ -390,10 +390,48 @@ def test_columns_of_the_wrong_shape_or_type_are_refused() -> None:
         if match not in ("1-D", "integers") and "one length" not in match:
             with pytest.raises(InvalidParameterError, match=match):
                 accumulate_reference(scorer, codes, numerics, cell, 1, None, layout)
-    # codes known to be level indices (encode's) are not checked again
+    # codes known to be level indices (encode's) are not checked again; one
+    # beyond its levels all the same (memory changed after the check) stops
+    # the compiled pass rather than read or write out of bounds
     kernel.accumulate_compiled(
         scorer, good, x, cell, 1, None, layout, codes_checked=True
     )
+    wrong = [np.array([0, 1, 2, 0], np.int8)]
+    with pytest.raises(InvalidParameterError, match="outside its feature's levels"):
+        kernel.accumulate_compiled(
+            scorer, wrong, x, cell, 1, None, layout, codes_checked=True
+        )
+    with pytest.raises(InvalidParameterError, match="outside its feature's levels"):
+        kernel.shifted_risk_compiled(
+            scorer, wrong, x, cell, shifts, None, codes_checked=True
+        )
+    # a layout of sums that does not fit the model
+    for other in (StatsLayout((3,), 1), StatsLayout((2,), 0)):
+        with pytest.raises(InvalidParameterError, match="does not fit the model"):
+            kernel.accumulate_compiled(scorer, good, x, cell, 1, None, other)
+        with pytest.raises(InvalidParameterError, match="does not fit the model"):
+            accumulate_reference(scorer, good, x, cell, 1, None, other)
+
+
+def test_reference_reads_boolean_codes_as_levels_and_counts_rows() -> None:
+    """Boolean codes are levels 0/1 in both kernels (not a mask); the rows
+    are told by the columns, zero included."""
+    scorer = Scorer(0.0, (np.array([0.0, 3.0]),), np.zeros(0), "logit")
+    codes = [np.array([True, False])]
+    eta = scorer.linear_predictor(codes, [])
+    np.testing.assert_array_equal(eta, [3.0, 0.0])
+    layout, cell = StatsLayout((2,), 0), np.array([0, 1])
+    np.testing.assert_allclose(
+        accumulate(scorer, codes, [], cell, 2, None, layout, kernel="numpy"),
+        kernel.accumulate_compiled(scorer, codes, [], cell, 2, None, layout),
+        atol=1e-15,
+    )
+    assert scorer.linear_predictor(np.zeros((0, 1), np.int8), []).shape == (0,)
+    assert scorer.linear_predictor([np.zeros(0, np.int8)], []).shape == (0,)
+    with pytest.raises(InvalidParameterError, match="must have 4 rows"):
+        Scorer(0.0, (np.zeros(2), np.zeros(2)), np.zeros(0), "logit").linear_predictor(
+            [np.zeros(4, np.int8), np.zeros(1, np.int8)], []
+        )
 
 
 def test_compiled_passes_refuse_bad_cells_and_lengths() -> None:

@@ -409,3 +409,9 @@ def test_parquet_cut_short_while_read_is_refused_between_batches(
         DataValidationError, match=r"rewritten\.parquet', rows from 50,000.*cut short"
     ):
         list(batches)
+    # cut short after it was opened, before its first batch
+    pq.write_table(pa.table({"x": x}), path, row_group_size=50_000, compression="none")
+    source = open_frame(path)
+    os.truncate(path, path.stat().st_size // 2)
+    with pytest.raises(DataValidationError, match=r"rewritten\.parquet', rows from 0"):
+        list(source.batches(["x"], 50_000, ()))
