@@ -751,8 +751,9 @@ def _cells(
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Cell index of each coded row and the keys of all cells."""
     assert coded.territory is not None
-    if not by:
-        return coded.territory, pd.DataFrame({"territory": coded.territories})
+    if not by:  # codes as Python text (not made into Arrow strings and back)
+        keys = pd.Series(coded.territories, dtype=object, copy=False)
+        return coded.territory, pd.DataFrame({"territory": keys})
     cat_pos = {f.name: j for j, f in enumerate(spec.categorical)}
     codes, labels = [], []
     for b in by:

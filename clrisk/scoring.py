@@ -470,6 +470,8 @@ class PassTotals:
         )
         self._acc = compiled.Accumulator(scorer, layout) if use_compiled else None
         self._sums = np.zeros((0, layout.width))
+        # the keys of the last piece and their numbers (_ids)
+        self._last_keys: tuple[list[np.ndarray], np.ndarray] | None = None
 
     def add(
         self,
@@ -548,12 +550,21 @@ class PassTotals:
         if columns != self._columns:
             raise ValueError("Cannot add pieces with different key columns.")
         values = [keys[c].to_numpy(dtype=object) for c in columns]
+        last = self._last_keys
+        if (
+            last is not None
+            and len(last[0]) == len(values)
+            and all(np.array_equal(a, b) for a, b in zip(last[0], values, strict=True))
+        ):  # the keys of the piece before (a file's batches: its territories)
+            return last[1]
         rows = values[0] if len(values) == 1 else list(zip(*values, strict=True))
         row = self._row
         # a new key gets the next number (len(row) is read before insertion)
-        return np.fromiter(
+        ids = np.fromiter(
             (row.setdefault(k, len(row)) for k in rows), dtype=np.int64, count=len(rows)
         )
+        self._last_keys = (values, ids)
+        return ids
 
 
 def _factorize_sorted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -481,3 +481,34 @@ def test_threads_split_rows_and_add_up(
     shifts = rng.normal(0, 0.3, (n_cells, 4))
     args = (scorer, codes, numerics, cell, shifts, weight)
     _close(kernel.shifted_risk_compiled(*args), shifted_risk(*args, kernel="numpy"))
+
+
+@pytest.mark.parametrize("kernel_name", ["compiled", "numpy"])
+def test_pass_totals_pieces_with_the_same_keys_and_new_ones(kernel_name: str) -> None:
+    """Pieces whose keys repeat those of the piece before (a file's batches)
+    and pieces with other keys add to the right cells."""
+    import pandas as pd
+
+    from clrisk.scoring import PassTotals
+
+    scorer = Scorer(-0.5, (np.array([0.0, 1.0]),), np.array([0.3]), "logit")
+    layout = StatsLayout((2,), 1)
+    rng = np.random.default_rng(4)
+    totals = PassTotals(scorer, layout, kernel_name)
+    every: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    names = {"a": 0, "b": 1, "c": 2}
+    for piece in (["a", "b"], ["a", "b"], ["b", "c"], ["a", "b"], ["c"]):
+        n = 50
+        cell = rng.integers(0, len(piece), n)
+        codes = rng.integers(0, 2, (n, 1)).astype(np.int8)
+        x = rng.normal(0, 1, (n, 1))
+        keys = pd.DataFrame({"territory": pd.Series(piece, dtype=object)})
+        totals.add(keys, cell, codes, x, None)
+        every.append((np.array([names[piece[c]] for c in cell]), codes, x))
+    cells = np.concatenate([e[0] for e in every])
+    codes = np.concatenate([e[1] for e in every])
+    x = np.concatenate([e[2] for e in every])
+    expected = accumulate_reference(scorer, codes, x, cells, 3, None, layout)
+    stats = totals.stats()
+    assert stats.keys["territory"].tolist() == ["a", "b", "c"]
+    _close(stats.sums, expected)
