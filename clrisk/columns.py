@@ -18,7 +18,7 @@ import numpy as np
 
 from clrisk.exceptions import InvalidParameterError
 
-__all__ = ["Columns", "as_matrix", "check_codes", "column_list"]
+__all__ = ["Columns", "as_matrix", "check_columns", "column_list"]
 
 Columns: TypeAlias = np.ndarray | Sequence[np.ndarray]
 
@@ -53,11 +53,16 @@ def as_matrix(data: Columns, n_rows: int, dtype: Any = None) -> np.ndarray:
     return out
 
 
-def check_codes(
-    codes: Sequence[np.ndarray], sizes: Sequence[int], checked: bool = False
+def check_columns(
+    codes: Sequence[np.ndarray],
+    numerics: Sequence[np.ndarray],
+    sizes: Sequence[int],
+    n_numeric: int,
+    checked: bool = False,
 ) -> None:
-    """Refuse codes that do not fit a model with `sizes` levels per feature:
-    another number of columns, or (unless `checked`: codes made by
+    """Refuse columns that do not fit a model with `sizes` levels per
+    categorical feature and `n_numeric` numeric features: another number of
+    columns of codes or numerics, or (unless `checked`: codes made by
     :func:`clrisk.features.encode` are) a code outside ``0..L-1``, which
     would give wrong sums (the compiled kernel stops at one beyond its
     group's joint codes, rather than read or write out of bounds), or codes
@@ -66,6 +71,11 @@ def check_codes(
         raise InvalidParameterError(
             f"The codes have {len(codes)} columns; the model has {len(sizes)} "
             "categorical features."
+        )
+    if len(numerics) != n_numeric:
+        raise InvalidParameterError(
+            f"The numerics have {len(numerics)} columns; the model has "
+            f"{n_numeric} numeric features."
         )
     for j, col in enumerate(codes):
         if col.dtype.kind not in "iub":

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from clrisk.columns import Columns, check_codes, column_list
+from clrisk.columns import Columns, check_columns, column_list
 from clrisk.exceptions import InvalidParameterError
 
 # numba is optional (the reference kernel works without it) and imported on
@@ -849,11 +849,6 @@ def _inputs(
     columns = code_cols + num_cols
     if any(c.ndim != 1 for c in columns):
         raise InvalidParameterError("Each column of codes and numerics must be 1-D.")
-    if len(num_cols) != n_numeric:
-        raise InvalidParameterError(
-            f"The numerics have {len(num_cols)} columns; the model has "
-            f"{n_numeric} numeric features."
-        )
     lengths = {len(c) for c in columns} | {len(cell)}
     if isinstance(codes, np.ndarray):  # rows without categorical features
         lengths.add(len(codes))
@@ -871,7 +866,7 @@ def _inputs(
             f"Cell numbers must be in 0..{n_cells - 1}; got "
             f"{int(cell.min())}..{int(cell.max())}."
         )
-    check_codes(code_cols, sizes, codes_checked)
+    check_columns(code_cols, num_cols, sizes, n_numeric, codes_checked)
 
     def at(cols: list[np.ndarray]) -> np.ndarray:
         return np.array([c.ctypes.data for c in cols], dtype=np.int64)

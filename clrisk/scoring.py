@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clrisk import kernel as compiled
-from clrisk.columns import Columns, check_codes, column_list
+from clrisk.columns import Columns, check_columns, column_list
 from clrisk.exceptions import InvalidParameterError
 from clrisk.link import Link, cdf, pdf
 from clrisk.spec import FeatureSpec
@@ -157,12 +157,8 @@ class Scorer:
             :func:`clrisk.features.encode` makes them): skips checking it.
         """
         cols, nums = column_list(codes), column_list(numerics)
-        check_codes(cols, [len(lut) for lut in self.luts], codes_checked)
-        if len(nums) != len(self.beta_numeric):
-            raise InvalidParameterError(
-                f"The numerics have {len(nums)} columns; the model has "
-                f"{len(self.beta_numeric)} numeric features."
-            )
+        sizes = [len(lut) for lut in self.luts]
+        check_columns(cols, nums, sizes, len(self.beta_numeric), codes_checked)
         if n_rows is None:
             n_rows = _n_rows(codes, cols)
         if n_rows is None:
